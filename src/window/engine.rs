@@ -1,0 +1,473 @@
+//! The window engine: every window kind, fed from one parse per frame.
+//!
+//! Frames arrive per stream with their uid hash already computed. The
+//! stream's [`Clock`] decides whether a frame is admitted and gives the
+//! stream watermark `Wp` at that frame. For each configured window kind the
+//! frame's window `[start, end)` then gets it:
+//!
+//! - **on time** (`Wp < end`): inserted now;
+//! - **late** (`end <= Wp < end + allowed_lateness`): held in the window
+//!   with its *stage* `s = 1 + (Wp - end) / revision_interval`;
+//! - **too late** (`Wp >= end + allowed_lateness`): counted and reported.
+//!
+//! Emission is driven by the global watermark `W` (minimum over streams
+//! that are not idle). Stage `s` of a window is complete once
+//! `W >= min(end + s * revision_interval, end + allowed_lateness)`: no stream
+//! can still send it frames. Completing stage 0 emits revision 0; each later
+//! stage adds its held frames and emits the next revision if the count or
+//! the frame total changed; the last stage (at `end + allowed_lateness`)
+//! finalizes the window and frees it.
+//!
+//! Because each revision holds exactly the frames of stages up to its own,
+//! and a frame's stage depends only on its own stream's order, the records
+//! (key, revision, value) do not depend on how streams interleave or how
+//! input is batched: a replay emits the same records. End of input
+//! completes every stage in order.
+
+use super::clock::{Clock, Decision, Event};
+use super::{Secs, WindowKind};
+use crate::count::UidSet;
+
+/// Default watermark bound: 99.9 % of frames arrive within 5 s.
+pub const DEFAULT_LATENESS_SECS: u64 = 5;
+/// Default time a closed window still accepts late frames.
+pub const DEFAULT_ALLOWED_LATENESS_SECS: u64 = 60;
+/// Default event time between revisions of a closed window.
+pub const DEFAULT_REVISION_INTERVAL_SECS: u64 = 5;
+/// Default distance ahead of the watermark beyond which frames are quarantined.
+pub const DEFAULT_QUARANTINE_SECS: u64 = 3600;
+
+/// Window semantics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Window kinds to count, each from the same frames.
+    pub kinds: Vec<WindowKind>,
+    /// Watermark bound: `W = max ts - lateness_secs`.
+    pub lateness_secs: u64,
+    /// How long after closing a window still takes late frames.
+    pub allowed_lateness_secs: u64,
+    /// Event time between revisions of a closed window (at least 1).
+    pub revision_interval_secs: u64,
+    /// Frames further than this ahead of their stream's watermark are
+    /// quarantined.
+    pub quarantine_secs: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            kinds: vec![WindowKind::Minute],
+            lateness_secs: DEFAULT_LATENESS_SECS,
+            allowed_lateness_secs: DEFAULT_ALLOWED_LATENESS_SECS,
+            revision_interval_secs: DEFAULT_REVISION_INTERVAL_SECS,
+            quarantine_secs: DEFAULT_QUARANTINE_SECS,
+        }
+    }
+}
+
+/// One output record: a window's count at one revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Emission {
+    /// Window kind.
+    pub kind: WindowKind,
+    /// Window start, unix seconds.
+    pub start: Secs,
+    /// Window end (exclusive), unix seconds.
+    pub end: Secs,
+    /// Distinct uids.
+    pub unique_users: u64,
+    /// Frames counted into the window.
+    pub frames: u64,
+    /// 0 for the first emission, +1 for each update.
+    pub revision: u32,
+}
+
+impl Emission {
+    /// The record's value as one line of JSON (no newline), per the output
+    /// contract.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        // Writing to a Vec cannot fail.
+        let _ = write!(
+            out,
+            r#"{{"window":"{}","start":{},"end":{},"unique_users":{},"frames":{},"revision":{},"estimator":"exact"}}"#,
+            self.kind.name(),
+            self.start,
+            self.end,
+            self.unique_users,
+            self.frames,
+            self.revision
+        );
+    }
+
+    /// The record key identifying the window, e.g. `minute:1468244400`; a
+    /// compacted topic keeps the latest revision per key.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.kind.name(), self.start)
+    }
+}
+
+/// Counters kept by the engine (all for the first configured kind where a
+/// frame's fate differs by kind).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Frames counted into windows (on time or late).
+    pub counted: u64,
+    /// Frames counted after their window had closed (they caused revisions).
+    pub late: u64,
+    /// Frames beyond the allowed lateness, or far before their stream's
+    /// start: not counted.
+    pub too_late: u64,
+    /// Frames far ahead of their stream's watermark: not counted.
+    pub quarantined: u64,
+    /// Records emitted.
+    pub emissions: u64,
+    /// Records emitted with revision > 0.
+    pub revisions: u64,
+    /// Windows finalized and freed.
+    pub windows_finalized: u64,
+}
+
+#[derive(Debug)]
+struct Window {
+    start: Secs,
+    end: Secs,
+    set: UidSet,
+    frames: u64,
+    /// Late frames not yet released: (stage, uid hash).
+    held: Vec<(u32, u64)>,
+    /// Next stage to complete.
+    next_stage: u32,
+    /// Values of the last emission.
+    emitted: Option<(u64, u64)>,
+    /// Emissions so far.
+    revisions: u32,
+}
+
+impl Window {
+    fn new(start: Secs, end: Secs) -> Window {
+        Window {
+            start,
+            end,
+            set: UidSet::new(),
+            frames: 0,
+            held: Vec::new(),
+            next_stage: 0,
+            emitted: None,
+            revisions: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct KindWindows {
+    kind: WindowKind,
+    /// Open windows, sorted by start; new windows are usually last.
+    windows: Vec<Window>,
+}
+
+impl KindWindows {
+    #[inline]
+    fn window(&mut self, start: Secs) -> &mut Window {
+        let at = match self.windows.iter().rposition(|w| w.start <= start) {
+            Some(i) if self.windows[i].start == start => i,
+            Some(i) => {
+                self.windows.insert(i + 1, Window::new(start, self.kind.end(start)));
+                i + 1
+            }
+            None => {
+                self.windows.insert(0, Window::new(start, self.kind.end(start)));
+                0
+            }
+        };
+        &mut self.windows[at]
+    }
+}
+
+/// Per-stream state.
+#[derive(Debug)]
+struct Stream {
+    clock: Clock,
+    idle: bool,
+}
+
+/// Counts every configured window kind over any number of streams.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: EngineConfig,
+    streams: Vec<Stream>,
+    kinds: Vec<KindWindows>,
+    watermark: Option<Secs>,
+    stats: EngineStats,
+    emissions: Vec<Emission>,
+    decided: Vec<(Event, Decision)>,
+}
+
+impl Engine {
+    /// An engine with `streams` input streams (numbered from 0).
+    pub fn new(cfg: EngineConfig, streams: usize) -> Engine {
+        let kinds = cfg.kinds.iter().map(|&kind| KindWindows { kind, windows: Vec::new() }).collect();
+        let mut engine = Engine {
+            cfg,
+            streams: Vec::new(),
+            kinds,
+            watermark: None,
+            stats: EngineStats::default(),
+            emissions: Vec::new(),
+            decided: Vec::new(),
+        };
+        for _ in 0..streams {
+            engine.add_stream();
+        }
+        engine
+    }
+
+    /// Adds a stream; returns its number.
+    pub fn add_stream(&mut self) -> usize {
+        let clock = Clock::new(self.cfg.lateness_secs as Secs, self.cfg.quarantine_secs as Secs);
+        self.streams.push(Stream { clock, idle: false });
+        self.streams.len() - 1
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// The global watermark, once every active stream has one.
+    pub fn watermark(&self) -> Option<Secs> {
+        self.watermark
+    }
+
+    /// Stream `stream`'s clock.
+    pub fn clock(&self, stream: usize) -> &Clock {
+        &self.streams[stream].clock
+    }
+
+    /// Open windows of all kinds.
+    pub fn open_windows(&self) -> usize {
+        self.kinds.iter().map(|k| k.windows.len()).sum()
+    }
+
+    /// Bytes held by the open windows' uid sets and late-frame buffers.
+    pub fn state_bytes(&self) -> usize {
+        self.kinds
+            .iter()
+            .flat_map(|k| &k.windows)
+            .map(|w| w.set.state_bytes() + w.held.capacity() * 16 + std::mem::size_of::<Window>())
+            .sum()
+    }
+
+    /// Records ready to send, in emission order; the caller drains them.
+    pub fn emissions(&mut self) -> &mut Vec<Emission> {
+        &mut self.emissions
+    }
+
+    /// Feeds one frame of `stream`. Call [`Engine::advance`] after a batch.
+    #[inline]
+    pub fn observe(&mut self, stream: usize, ev: Event) {
+        let mut decided = std::mem::take(&mut self.decided);
+        self.streams[stream].clock.admit(ev, &mut |e, d| decided.push((e, d)));
+        self.apply(&mut decided);
+        self.decided = decided;
+    }
+
+    /// Feeds a batch of frames of `stream`, then emits what became complete.
+    pub fn observe_batch(&mut self, stream: usize, events: &[Event]) {
+        self.streams[stream].idle = false;
+        for &ev in events {
+            self.observe(stream, ev);
+        }
+        self.advance();
+    }
+
+    /// Marks `stream` idle (excluded from the global watermark) or active.
+    pub fn set_idle(&mut self, stream: usize, idle: bool) {
+        let s = &mut self.streams[stream];
+        s.idle = idle;
+        if idle {
+            let mut decided = std::mem::take(&mut self.decided);
+            s.clock.end_warmup(&mut |e, d| decided.push((e, d)));
+            self.apply(&mut decided);
+            self.decided = decided;
+        }
+        self.advance();
+    }
+
+    /// Input of `stream` ended: its held frames are decided and it no longer
+    /// holds the watermark back.
+    pub fn finish_stream(&mut self, stream: usize) {
+        let mut decided = std::mem::take(&mut self.decided);
+        self.streams[stream].clock.finish(&mut |e, d| decided.push((e, d)));
+        self.apply(&mut decided);
+        self.decided = decided;
+        self.streams[stream].idle = true;
+        self.advance();
+    }
+
+    /// All input ended: completes every stage of every window, in order, and
+    /// frees them.
+    pub fn flush(&mut self) {
+        for stream in 0..self.streams.len() {
+            let mut decided = std::mem::take(&mut self.decided);
+            self.streams[stream].clock.finish(&mut |e, d| decided.push((e, d)));
+            self.apply(&mut decided);
+            self.decided = decided;
+        }
+        for k in 0..self.kinds.len() {
+            let kind = &mut self.kinds[k];
+            for mut w in std::mem::take(&mut kind.windows) {
+                complete(&self.cfg, kind.kind, &mut w, Secs::MAX, &mut self.emissions, &mut self.stats);
+            }
+        }
+    }
+
+    fn apply(&mut self, decided: &mut Vec<(Event, Decision)>) {
+        for (ev, decision) in decided.drain(..) {
+            match decision {
+                Decision::Admit { watermark } => self.count(ev, watermark),
+                Decision::Quarantine => self.stats.quarantined += 1,
+                Decision::BeforeStart => self.stats.too_late += 1,
+            }
+        }
+    }
+
+    /// Puts an admitted frame into its window of every kind.
+    #[inline]
+    fn count(&mut self, ev: Event, stream_watermark: Secs) {
+        // A window the global watermark already finalized stays final even
+        // for a stream that was idle and lags behind.
+        let wm = self.watermark.map_or(stream_watermark, |g| g.max(stream_watermark));
+        let allowed = self.cfg.allowed_lateness_secs as Secs;
+        let interval = self.cfg.revision_interval_secs.max(1) as Secs;
+        for (k, kind) in self.kinds.iter_mut().enumerate() {
+            let start = kind.kind.start(ev.ts);
+            let end = kind.kind.end(start);
+            let first = k == 0;
+            if wm < end {
+                let w = kind.window(start);
+                w.set.insert(ev.hash);
+                w.frames += 1;
+            } else if wm < end + allowed {
+                let stage = 1 + ((wm - end) / interval) as u32;
+                kind.window(start).held.push((stage, ev.hash));
+                if first {
+                    self.stats.late += 1;
+                }
+            } else {
+                if first {
+                    self.stats.too_late += 1;
+                }
+                continue;
+            }
+            if first {
+                self.stats.counted += 1;
+            }
+        }
+    }
+
+    /// Recomputes the global watermark and completes the stages it reached.
+    pub fn advance(&mut self) {
+        let active = self.streams.iter().filter(|s| !s.idle);
+        let Some(wm) = active.map(|s| s.clock.watermark()).try_fold(None::<Secs>, |acc, w| {
+            w.map(|w| Some(acc.map_or(w, |a: Secs| a.min(w))))
+        }) else {
+            // A stream still warming up holds the watermark.
+            return;
+        };
+        let Some(wm) = wm else {
+            // Every stream is idle: nothing moves the watermark.
+            return;
+        };
+        if self.watermark.is_some_and(|g| wm <= g) {
+            return;
+        }
+        self.watermark = Some(wm);
+        for kind in &mut self.kinds {
+            let mut finalized = 0;
+            for w in kind.windows.iter_mut() {
+                if w.end > wm {
+                    break;
+                }
+                if complete(&self.cfg, kind.kind, w, wm, &mut self.emissions, &mut self.stats) {
+                    finalized += 1;
+                }
+            }
+            if finalized > 0 {
+                let allowed = self.cfg.allowed_lateness_secs as Secs;
+                kind.windows.retain(|w| w.end + allowed > wm);
+            }
+        }
+    }
+}
+
+/// Completes the stages of `w` that watermark `wm` reached, emitting a
+/// record for each that changed the window. Returns true when the window is
+/// final (its last stage completed).
+fn complete(
+    cfg: &EngineConfig,
+    kind: WindowKind,
+    w: &mut Window,
+    wm: Secs,
+    out: &mut Vec<Emission>,
+    stats: &mut EngineStats,
+) -> bool {
+    let allowed = cfg.allowed_lateness_secs as Secs;
+    let interval = cfg.revision_interval_secs.max(1) as Secs;
+    let last_stage = (allowed + interval - 1) / interval;
+    let final_at = w.end + allowed;
+    loop {
+        let stage = w.next_stage;
+        if i64::from(stage) > last_stage {
+            return true;
+        }
+        let due = (w.end + i64::from(stage) * interval).min(final_at);
+        if wm < due {
+            return false;
+        }
+        if !w.held.is_empty() {
+            let (set, frames) = (&mut w.set, &mut w.frames);
+            w.held.retain(|&(s, hash)| {
+                if s <= stage {
+                    set.insert(hash);
+                    *frames += 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        let now = (w.set.len(), w.frames);
+        // A window whose first frames were late has nothing to say before
+        // the stage that releases them.
+        if w.emitted != Some(now) && now.1 > 0 {
+            out.push(Emission {
+                kind,
+                start: w.start,
+                end: w.end,
+                unique_users: now.0,
+                frames: now.1,
+                revision: w.revisions,
+            });
+            stats.emissions += 1;
+            if w.revisions > 0 {
+                stats.revisions += 1;
+            }
+            w.revisions += 1;
+            w.emitted = Some(now);
+        }
+        w.next_stage += 1;
+        if i64::from(stage) == last_stage {
+            stats.windows_finalized += 1;
+            return true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,216 @@
+//! The engine against a naive reference of the documented semantics.
+
+use std::collections::{BTreeMap, HashSet};
+
+use proptest::prelude::*;
+
+use super::*;
+
+const T0: Secs = 1_468_244_384;
+
+/// Every record the semantics prescribe for one stream of (ts, uid), computed
+/// the plain way: a running max, each frame's stage, then for each window the
+/// sequence of distinct (users, frames) values over its stages.
+fn reference(cfg: &EngineConfig, frames: &[(Secs, u64)]) -> Vec<Emission> {
+    let lateness = cfg.lateness_secs as Secs;
+    let allowed = cfg.allowed_lateness_secs as Secs;
+    let interval = cfg.revision_interval_secs as Secs;
+    let last_stage = (allowed + interval - 1) / interval;
+    let mut out = Vec::new();
+    for &kind in &cfg.kinds {
+        let mut max = Secs::MIN;
+        // window start -> list of (stage, uid)
+        let mut staged: BTreeMap<Secs, Vec<(i64, u64)>> = BTreeMap::new();
+        for &(ts, uid) in frames {
+            max = max.max(ts);
+            let wm = max - lateness;
+            let start = kind.start(ts);
+            let end = kind.end(start);
+            let stage = if wm < end {
+                0
+            } else if wm < end + allowed {
+                1 + (wm - end) / interval
+            } else {
+                continue;
+            };
+            staged.entry(start).or_default().push((stage, uid));
+        }
+        for (start, entries) in staged {
+            let mut last = None;
+            let mut revision = 0;
+            for stage in 0..=last_stage {
+                let upto: Vec<u64> = entries.iter().filter(|(s, _)| *s <= stage).map(|(_, u)| *u).collect();
+                let value = (upto.iter().collect::<HashSet<_>>().len() as u64, upto.len() as u64);
+                if upto.is_empty() || last == Some(value) {
+                    continue;
+                }
+                out.push(Emission {
+                    kind,
+                    start,
+                    end: kind.end(start),
+                    unique_users: value.0,
+                    frames: value.1,
+                    revision,
+                });
+                revision += 1;
+                last = Some(value);
+            }
+        }
+    }
+    sorted(out)
+}
+
+fn sorted(mut records: Vec<Emission>) -> Vec<Emission> {
+    records.sort_by_key(|e| (e.kind, e.start, e.revision));
+    records
+}
+
+/// Runs the engine over `streams` (each a list of (ts, uid)), feeding them
+/// interleaved by `order` (stream numbers) in batches of `batch`.
+fn run(cfg: &EngineConfig, streams: &[Vec<(Secs, u64)>], order: &[usize], batch: usize) -> (Vec<Emission>, EngineStats) {
+    let mut engine = Engine::new(cfg.clone(), streams.len());
+    let mut next = vec![0usize; streams.len()];
+    let mut pending: Vec<Vec<Event>> = vec![Vec::new(); streams.len()];
+    let mut out = Vec::new();
+    for &s in order {
+        let (ts, uid) = streams[s][next[s]];
+        pending[s].push(Event { ts, hash: uid, offset: next[s] as u64 });
+        next[s] += 1;
+        if pending[s].len() >= batch {
+            engine.observe_batch(s, &std::mem::take(&mut pending[s]));
+            out.append(engine.emissions());
+        }
+    }
+    for (s, events) in pending.into_iter().enumerate() {
+        engine.observe_batch(s, &events);
+        out.append(engine.emissions());
+    }
+    engine.flush();
+    out.append(engine.emissions());
+    (out, engine.stats())
+}
+
+/// A stream like the generator's: ts advancing about `rate` frames per
+/// second, some frames delayed up to `delay` seconds.
+fn stream(len: usize, rate: u64, delay: Secs, delayed_pct: u64, users: u64, seed: u64) -> Vec<(Secs, u64)> {
+    let mut rng = crate::generator::Rng::new(seed);
+    let mut now = T0;
+    (0..len)
+        .map(|_| {
+            if rng.below(rate) == 0 {
+                now += 1;
+            }
+            let mut ts = now;
+            if delay > 0 && rng.below(100) < delayed_pct {
+                ts -= 1 + rng.below(delay as u64) as Secs;
+            }
+            (ts, rng.below(users))
+        })
+        .collect()
+}
+
+fn config(lateness: u64, allowed: u64, interval: u64, kinds: Vec<WindowKind>) -> EngineConfig {
+    EngineConfig {
+        kinds,
+        lateness_secs: lateness,
+        allowed_lateness_secs: allowed,
+        revision_interval_secs: interval,
+        quarantine_secs: DEFAULT_QUARANTINE_SECS,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn one_stream_matches_the_reference(
+        len in 1usize..3000,
+        rate in 1u64..40,
+        delay in 0i64..90,
+        pct in 0u64..40,
+        users in 1u64..300,
+        seed in any::<u64>(),
+        batch in 1usize..700,
+        lateness in 0u64..10,
+        allowed in 0u64..120,
+        interval in 1u64..20,
+        hours in any::<bool>(),
+    ) {
+        let kinds = if hours { vec![WindowKind::Minute, WindowKind::Hour] } else { vec![WindowKind::Minute] };
+        let cfg = config(lateness, allowed, interval, kinds);
+        let frames = stream(len, rate, delay, pct, users, seed);
+        let order = vec![0; frames.len()];
+        let (got, stats) = run(&cfg, std::slice::from_ref(&frames), &order, batch);
+        prop_assert_eq!(sorted(got.clone()), reference(&cfg, &frames));
+        prop_assert_eq!(stats.counted + stats.too_late + stats.quarantined, frames.len() as u64);
+        // Within one run, each window's records come in revision order.
+        let mut seen: BTreeMap<(WindowKind, Secs), u32> = BTreeMap::new();
+        for e in &got {
+            let next = seen.entry((e.kind, e.start)).or_insert(0);
+            prop_assert_eq!(e.revision, *next);
+            *next += 1;
+        }
+    }
+
+    #[test]
+    fn records_do_not_depend_on_interleaving_or_batching(
+        lens in prop::collection::vec(1usize..800, 1..4),
+        seed in any::<u64>(),
+        batch_a in 1usize..300,
+        batch_b in 1usize..300,
+        shuffle_seed in any::<u64>(),
+    ) {
+        let cfg = config(5, 60, 5, vec![WindowKind::Minute]);
+        let streams: Vec<Vec<(Secs, u64)>> =
+            lens.iter().enumerate().map(|(i, &n)| stream(n, 10, 20, 10, 200, seed ^ i as u64)).collect();
+        let sequential: Vec<usize> = streams.iter().enumerate().flat_map(|(i, s)| vec![i; s.len()]).collect();
+        let mut shuffled = sequential.clone();
+        let mut rng = crate::generator::Rng::new(shuffle_seed);
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let (a, _) = run(&cfg, &streams, &sequential, batch_a);
+        let (b, _) = run(&cfg, &streams, &shuffled, batch_b);
+        prop_assert_eq!(sorted(a), sorted(b));
+    }
+}
+
+#[test]
+fn a_minute_closes_once_the_watermark_passes_its_end() {
+    let cfg = config(5, 60, 5, vec![WindowKind::Minute]);
+    let mut engine = Engine::new(cfg, 1);
+    let minute = WindowKind::Minute.start(T0);
+    let events: Vec<Event> = (0..20).map(|i| Event { ts: minute + 50 + i / 4, hash: i as u64, offset: i as u64 }).collect();
+    engine.observe_batch(0, &events);
+    assert!(engine.emissions().is_empty(), "watermark {:?} has not reached the end", engine.watermark());
+    // ts = end + 4: watermark end - 1, still open.
+    engine.observe_batch(0, &[Event { ts: minute + 64, hash: 100, offset: 20 }]);
+    assert!(engine.emissions().is_empty());
+    // ts = end + 5: watermark reaches the end.
+    engine.observe_batch(0, &[Event { ts: minute + 65, hash: 101, offset: 21 }]);
+    let out: Vec<Emission> = std::mem::take(engine.emissions());
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].start, out[0].end, out[0].unique_users, out[0].frames, out[0].revision), (minute, minute + 60, 20, 20, 0));
+    let mut json = Vec::new();
+    out[0].write_json(&mut json);
+    assert_eq!(
+        String::from_utf8(json).unwrap(),
+        format!(r#"{{"window":"minute","start":{minute},"end":{},"unique_users":20,"frames":20,"revision":0,"estimator":"exact"}}"#, minute + 60)
+    );
+    assert_eq!(out[0].key(), format!("minute:{minute}"));
+}
+
+#[test]
+fn quarantined_frames_do_not_move_the_watermark_or_count() {
+    let cfg = config(5, 60, 5, vec![WindowKind::Minute]);
+    let mut engine = Engine::new(cfg, 1);
+    let mut events: Vec<Event> = (0..100).map(|i| Event { ts: T0 + i / 10, hash: i as u64, offset: i as u64 }).collect();
+    events.insert(50, Event { ts: T0 + 10_000_000, hash: 9999, offset: 1000 });
+    engine.observe_batch(0, &events);
+    engine.flush();
+    let stats = engine.stats();
+    assert_eq!(stats.quarantined, 1);
+    assert_eq!(stats.counted, 100);
+    let out = std::mem::take(engine.emissions());
+    assert!(out.iter().all(|e| e.start < T0 + 60));
+}
