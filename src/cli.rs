@@ -1,0 +1,313 @@
+//! Command-line flags (clap) and their validation into ready-to-run plans.
+//!
+//! Raw flags are parsed into the `*Args` structs; `*Args::plan` checks them
+//! and builds the plan the library runs, so every error a user can make is
+//! reported before any work starts, with what to do about it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::frame::ParserKind;
+use crate::generator::{DEFAULT_SIZE_LIMIT, GenConfig};
+use crate::pipeline::CountPlan;
+use crate::source::file::DEFAULT_MAX_FRAME_BYTES;
+use crate::window::WindowKind;
+use crate::window::engine::{
+    DEFAULT_ALLOWED_LATENESS_SECS, DEFAULT_LATENESS_SECS, DEFAULT_QUARANTINE_SECS, DEFAULT_REVISION_INTERVAL_SECS,
+    EngineConfig,
+};
+
+/// kuniq counts unique users per minute of event time in JSON frames, from
+/// files, stdin or Kafka, and writes the counts as JSON lines.
+#[derive(Debug, Parser)]
+#[command(name = "kuniq", version, about, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Count unique users per window from a file, a .gz file or stdin.
+    ///
+    /// Prints one JSON record per window emission on stdout:
+    /// {"window":"minute","start":..,"end":..,"unique_users":..,"frames":..,
+    /// "revision":0,"estimator":"exact"}, and a summary on stderr.
+    Count(CountArgs),
+    /// Generate challenge-style frames (deterministic for a seed).
+    Gen(GenArgs),
+}
+
+/// When to show progress on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// A live line on a terminal; a status line every 10 s otherwise.
+    Auto,
+    /// Never.
+    Never,
+}
+
+/// Format of the end-of-run summary on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    /// Sentences for people.
+    Text,
+    /// One JSON object, for scripts.
+    Json,
+    /// No summary.
+    None,
+}
+
+/// Flags of `kuniq count`.
+#[derive(Debug, Args)]
+pub struct CountArgs {
+    /// Input file: JSON lines, plain or gzip (detected by content); `-` for stdin.
+    #[arg(short, long, value_name = "PATH")]
+    pub input: String,
+
+    /// Frame parser: scan (SIMD, default), sonic (sonic-rs) or serde (serde_json).
+    /// Which ones exist depends on the build's features.
+    #[arg(long, value_name = "NAME", default_value_t = ParserKind::default_kind().name().to_string())]
+    pub parser: String,
+
+    /// Parsing threads [default: number of cores].
+    #[arg(long, value_name = "N", env = "KUNIQ_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Do not pin worker threads to cores.
+    #[arg(long)]
+    pub no_pin: bool,
+
+    /// Window kinds to count, comma-separated: minute, hour, day, week, month, year.
+    #[arg(long, value_name = "LIST", default_value = "minute", value_delimiter = ',')]
+    pub windows: Vec<String>,
+
+    /// Watermark bound: a window closes when the highest ts seen passes its
+    /// end by this much (e.g. 5, 5s, 1m).
+    #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_LATENESS_SECS.to_string())]
+    pub lateness: String,
+
+    /// How long after closing a window still accepts late frames, each
+    /// batch of them emitting a new revision; later frames are counted as
+    /// too late and reported.
+    #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_ALLOWED_LATENESS_SECS.to_string())]
+    pub allowed_lateness: String,
+
+    /// Event time between revisions of a closed window.
+    #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_REVISION_INTERVAL_SECS.to_string())]
+    pub revision_interval: String,
+
+    /// Frames further than this ahead of their stream's watermark are
+    /// quarantined (not counted, reported) unless the stream really jumped.
+    #[arg(long, value_name = "DURATION", default_value_t = format!("{}s", DEFAULT_QUARANTINE_SECS))]
+    pub quarantine: String,
+
+    /// Lines longer than this are skipped and counted as too_large (e.g. 64MiB).
+    #[arg(long, value_name = "SIZE", default_value_t = format!("{}MiB", DEFAULT_MAX_FRAME_BYTES >> 20))]
+    pub max_frame_bytes: String,
+
+    /// Progress on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+
+    /// End-of-run summary on stderr.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub summary: SummaryFormat,
+}
+
+impl CountArgs {
+    /// Validates the flags into a plan.
+    pub fn plan(&self) -> Result<CountPlan, String> {
+        let parser = ParserKind::from_name(&self.parser)?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let workers = self.workers.unwrap_or(cores);
+        if workers == 0 || workers > 1024 {
+            return Err(format!("--workers must be between 1 and 1024, not {workers}"));
+        }
+        let mut kinds = Vec::new();
+        for name in &self.windows {
+            let kind = WindowKind::from_name(name.trim()).ok_or_else(|| {
+                format!("unknown window kind '{name}' in --windows; expected minute, hour, day, week, month or year")
+            })?;
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        kinds.sort();
+        let revision_interval = parse_secs("--revision-interval", &self.revision_interval)?;
+        if revision_interval == 0 {
+            return Err("--revision-interval must be at least 1 second".into());
+        }
+        let max_frame_bytes = parse_bytes("--max-frame-bytes", &self.max_frame_bytes)?;
+        if max_frame_bytes < 2 {
+            return Err("--max-frame-bytes must be at least 2 bytes".into());
+        }
+        Ok(CountPlan {
+            parser,
+            workers,
+            pin: !self.no_pin,
+            engine: EngineConfig {
+                kinds,
+                lateness_secs: parse_secs("--lateness", &self.lateness)?,
+                allowed_lateness_secs: parse_secs("--allowed-lateness", &self.allowed_lateness)?,
+                revision_interval_secs: revision_interval,
+                quarantine_secs: parse_secs("--quarantine", &self.quarantine)?,
+            },
+            max_frame_bytes: usize::try_from(max_frame_bytes).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+/// Flags of `kuniq gen`, the same as the challenge's official generator's.
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Number of frames.
+    #[arg(short = 'c', long = "count", value_name = "N", default_value_t = 1_000_000)]
+    pub count: u64,
+
+    /// Average frames per second of event time.
+    #[arg(short = 'r', long = "rate", value_name = "N", default_value_t = 1000)]
+    pub rate: u64,
+
+    /// Size of the user pool; 0 gives every frame a fresh uid.
+    #[arg(short = 'n', long = "users", value_name = "N", default_value_t = 100_000)]
+    pub users: u64,
+
+    /// Maximum delay, in seconds, of delayed frames.
+    #[arg(short = 'd', long = "delay", value_name = "SECS", default_value_t = 0)]
+    pub delay: u64,
+
+    /// Percentage of frames that are delayed (0 to 100).
+    #[arg(short = 'p', long = "delay-percent", value_name = "PERCENT", default_value_t = 0.0)]
+    pub delay_percent: f64,
+
+    /// Seed: the same flags and seed give the same bytes.
+    #[arg(short = 's', long = "seed", value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+
+    /// Frame size limit: bytes (2048) or with a unit (2K, 2KB = 2048 bytes).
+    /// Frames grow with random members until they pass it.
+    #[arg(short = 'l', long = "size-limit", value_name = "SIZE", default_value_t = DEFAULT_SIZE_LIMIT.to_string())]
+    pub size_limit: String,
+
+    /// End lines with CRLF (Windows line endings).
+    #[arg(short = 'w', long = "crlf")]
+    pub crlf: bool,
+
+    /// Percentage of frames whose ts is a decimal string ("1468244384").
+    #[arg(long = "ts-strings", value_name = "PERCENT", default_value_t = 0.0)]
+    pub ts_strings: f64,
+
+    /// Output file (gzip when the name ends in .gz); stdout when absent or `-`.
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// gzip level for .gz output (1 fastest, 9 smallest).
+    #[arg(long, value_name = "LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub gzip_level: u32,
+
+    /// Progress on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+impl GenArgs {
+    /// Validates the flags into a generator configuration.
+    pub fn config(&self) -> Result<GenConfig, String> {
+        if self.rate == 0 {
+            return Err("-r/--rate must be at least 1 frame per second".into());
+        }
+        for (flag, v) in [("-p/--delay-percent", self.delay_percent), ("--ts-strings", self.ts_strings)] {
+            if !(0.0..=100.0).contains(&v) {
+                return Err(format!("{flag} is a percentage between 0 and 100, not {v}"));
+            }
+        }
+        let size_limit = parse_bytes("-l/--size-limit", &self.size_limit)?;
+        if size_limit > 1 << 30 {
+            return Err("-l/--size-limit above 1 GiB is not supported".into());
+        }
+        Ok(GenConfig {
+            count: self.count,
+            rate: self.rate,
+            users: self.users,
+            delay_secs: self.delay,
+            delay_percent: self.delay_percent,
+            seed: self.seed,
+            size_limit: size_limit as usize,
+            crlf: self.crlf,
+            ts_string_percent: self.ts_strings,
+        })
+    }
+}
+
+/// Parses a duration: seconds (`90`), or with a unit `s`, `m`, `h`, `d`.
+pub fn parse_secs(flag: &str, text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let scale = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("{flag}: unknown unit '{other}' in '{text}'; use s, m, h or d (e.g. 5s, 1m)")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&n| n <= 100 * 365 * 86_400)
+        .ok_or_else(|| format!("{flag}: '{text}' is not a duration like 5, 5s, 2m or 1h (at most 100 years)"))
+}
+
+/// Parses a size: bytes (`2048`), or with a unit K/KB/KiB, M/MB/MiB, G/GB/GiB
+/// (all powers of 1024, as the official generator's KB are).
+pub fn parse_bytes(flag: &str, text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("{flag}: unknown unit '{other}' in '{text}'; use K, M or G (e.g. 2K, 64MiB)")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("{flag}: '{text}' is not a size like 2048, 2K or 64MiB"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_secs("x", "5"), Ok(5));
+        assert_eq!(parse_secs("x", "5s"), Ok(5));
+        assert_eq!(parse_secs("x", "2m"), Ok(120));
+        assert_eq!(parse_secs("x", "1h"), Ok(3600));
+        assert!(parse_secs("--lateness", "5 parsecs").unwrap_err().contains("--lateness"));
+        assert!(parse_secs("x", "-1").is_err());
+        assert!(parse_secs("x", "").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("x", "2048"), Ok(2048));
+        assert_eq!(parse_bytes("x", "2K"), Ok(2048));
+        assert_eq!(parse_bytes("x", "2KB"), Ok(2048));
+        assert_eq!(parse_bytes("x", "64MiB"), Ok(64 << 20));
+        assert!(parse_bytes("x", "12 parsecs").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,97 @@
+//! The `kuniq` binary: parse flags, run, map the outcome to an exit code.
+//!
+//! Exit codes: 0 success (also when stdout is closed early, as `| head`
+//! does), 1 runtime error, 2 usage error.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use kuniq::cli::{Cli, Command, CountArgs, GenArgs, ProgressMode, SummaryFormat};
+use kuniq::pipeline::{self, PipelineError};
+use kuniq::progress::Reporter;
+use kuniq::sink::LineSink;
+use kuniq::source::file::{DEFAULT_SEGMENT_BYTES, FileSource};
+
+/// mimalloc: window state is many small, short-lived allocations (hash
+/// tables growing, late-frame buffers), where it beats the system
+/// allocator, and it returns freed windows' memory to the OS promptly.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Count(args) => count(&args),
+        Command::Gen(args) => gen_frames(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kuniq: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            || matches!(cause.downcast_ref::<PipelineError>(), Some(PipelineError::Output(io)) if io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn count(args: &CountArgs) -> Result<()> {
+    let plan = args.plan().map_err(anyhow::Error::msg)?;
+    let source = FileSource::open(&args.input, DEFAULT_SEGMENT_BYTES, plan.max_frame_bytes)
+        .with_context(|| format!("cannot read input '{}' (give a JSON-lines file, a .gz file, or - for stdin)", args.input))?;
+    let mut sink = LineSink::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()));
+    let mut reporter = Reporter::new(args.progress == ProgressMode::Auto, source.total_bytes());
+    let summary = pipeline::count_file(&plan, &source, &mut sink, |p| reporter.update(p));
+    reporter.finish();
+    let summary = summary?;
+    match args.summary {
+        SummaryFormat::Text => eprintln!("{summary}"),
+        SummaryFormat::Json => eprintln!("{}", summary.to_json()),
+        SummaryFormat::None => {}
+    }
+    Ok(())
+}
+
+fn gen_frames(args: &GenArgs) -> Result<()> {
+    let cfg = args.config().map_err(anyhow::Error::msg)?;
+    let started = std::time::Instant::now();
+    let show = args.progress == ProgressMode::Auto;
+    let progress = |done: u64| {
+        if show && started.elapsed() > kuniq::progress::QUIET_START {
+            eprint!("\rkuniq gen: {done} of {} frames", cfg.count);
+        }
+    };
+    match args.output.as_deref().filter(|p| p.as_os_str() != "-") {
+        None => {
+            let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+            kuniq::generator::generate(&cfg, &mut out, progress)?;
+            out.flush()?;
+        }
+        Some(path) => {
+            let file = File::create(path).with_context(|| format!("cannot create '{}'", path.display()))?;
+            if path.extension().is_some_and(|e| e == "gz") {
+                let level = flate2::Compression::new(args.gzip_level);
+                let mut out = flate2::write::GzEncoder::new(BufWriter::with_capacity(1 << 20, file), level);
+                kuniq::generator::generate(&cfg, &mut out, progress)?;
+                out.finish()?.flush()?;
+            } else {
+                let mut out = BufWriter::with_capacity(1 << 20, file);
+                kuniq::generator::generate(&cfg, &mut out, progress)?;
+                out.flush()?;
+            }
+        }
+    }
+    if show && started.elapsed() > kuniq::progress::QUIET_START {
+        eprintln!("\rkuniq gen: {} frames in {:.1} s", cfg.count, started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! Threads: pinned workers parse chunks in parallel, the merge (the calling
+//! thread) puts their results back in input order and feeds the window
+//! engine, which emits records to the sink.
+//!
+//! ```text
+//!   source ──chunks──▶ worker 0 (core 0) ─┐
+//!          ──chunks──▶ worker 1 (core 1) ─┼─results──▶ merge: reorder ▶ engine ▶ sink
+//!                             ...         ─┘
+//! ```
+//!
+//! Workers do the expensive part (JSON scan, uid hash) and send compact
+//! events (ts, hash, offset: 24 bytes a frame). The merge applies events in
+//! input order, so the output is exactly that of a sequential run, byte for
+//! byte, whatever the number of workers. Memory stays bounded: a worker may
+//! not start a chunk more than [`MAX_CHUNKS_AHEAD`] chunks ahead of the
+//! merge, so no worker runs far ahead in event time while results pile up.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::count::UidHasher;
+use crate::frame::{FrameParser, ParserKind, Reject};
+use crate::sink::Sink;
+use crate::source::Chunk;
+use crate::source::file::FileSource;
+use crate::stats::{InputCounters, Summary};
+use crate::window::Secs;
+use crate::window::clock::Event;
+use crate::window::engine::{Engine, EngineConfig};
+
+/// Chunks a worker may run ahead of the merge.
+pub const MAX_CHUNKS_AHEAD: u64 = 4;
+
+/// Worker thread stack: the recursive parsers' depth guard needs well
+/// under 1 MiB; this leaves room.
+const WORKER_STACK_BYTES: usize = 8 << 20;
+
+/// How to count a file or stream.
+#[derive(Debug, Clone)]
+pub struct CountPlan {
+    /// Frame parser.
+    pub parser: ParserKind,
+    /// Parsing threads.
+    pub workers: usize,
+    /// Pin workers to cores.
+    pub pin: bool,
+    /// Window semantics.
+    pub engine: EngineConfig,
+    /// Lines longer than this are skipped and counted as too large.
+    pub max_frame_bytes: usize,
+}
+
+/// Progress as the merge sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Input read so far.
+    pub input: InputCounters,
+    /// Global watermark, once known.
+    pub watermark: Option<Secs>,
+    /// Open windows.
+    pub open_windows: usize,
+    /// Time since the start.
+    pub elapsed: Duration,
+}
+
+/// Why a run stopped early.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// Reading the input failed.
+    Input(io::Error),
+    /// Writing records failed.
+    Output(io::Error),
+}
+
+impl std::fmt::Display for PipelineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PipelineError::Input(e) => write!(f, "reading input: {e}"),
+            PipelineError::Output(e) => write!(f, "writing records: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PipelineError {}
+
+/// Keeps workers from starting chunks far ahead of the merge.
+struct Gate {
+    merged: Mutex<u64>,
+    moved: Condvar,
+    stop: AtomicBool,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        Gate { merged: Mutex::new(0), moved: Condvar::new(), stop: AtomicBool::new(false) }
+    }
+
+    /// Waits until chunk `seq` may start; false when the run is stopping.
+    fn wait_turn(&self, seq: u64) -> bool {
+        let mut merged = self.merged.lock().unwrap_or_else(|p| p.into_inner());
+        while seq >= *merged + MAX_CHUNKS_AHEAD && !self.stop.load(Ordering::Relaxed) {
+            merged = self.moved.wait(merged).unwrap_or_else(|p| p.into_inner());
+        }
+        !self.stop.load(Ordering::Relaxed)
+    }
+
+    fn merged(&self, next: u64) {
+        *self.merged.lock().unwrap_or_else(|p| p.into_inner()) = next;
+        self.moved.notify_all();
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _guard = self.merged.lock().unwrap_or_else(|p| p.into_inner());
+        self.moved.notify_all();
+    }
+}
+
+/// What a worker made of one chunk.
+struct Parsed {
+    seq: u64,
+    events: Vec<Event>,
+    counters: InputCounters,
+}
+
+/// Counts `source` into `sink`; `progress` is called after each chunk.
+pub fn count_file(
+    plan: &CountPlan,
+    source: &FileSource,
+    sink: &mut dyn Sink,
+    mut progress: impl FnMut(&Progress),
+) -> Result<Summary, PipelineError> {
+    let started = Instant::now();
+    let gate = Gate::new();
+    let mut engine = Engine::new(plan.engine.clone(), 1);
+    let mut input = InputCounters::default();
+    let cores = if plan.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+    let (tx, rx) = mpsc::channel::<io::Result<Parsed>>();
+
+    let outcome = std::thread::scope(|scope| {
+        for w in 0..plan.workers.max(1) {
+            let tx = tx.clone();
+            let core = (!cores.is_empty()).then(|| cores[w % cores.len()]);
+            let (gate, plan) = (&gate, plan);
+            std::thread::Builder::new()
+                .name(format!("kuniq-worker-{w}"))
+                .stack_size(WORKER_STACK_BYTES)
+                .spawn_scoped(scope, move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    run_worker(plan, source, gate, &tx);
+                })
+                .expect("spawning a worker thread");
+        }
+        drop(tx);
+        let result = merge(&rx, &gate, &mut engine, &mut input, sink, started, &mut progress);
+        if result.is_err() {
+            gate.stop();
+        }
+        result
+    });
+    outcome?;
+    engine.flush();
+    emit(&mut engine, sink)?;
+    Ok(Summary { input, engine: engine.stats(), elapsed: started.elapsed() })
+}
+
+fn merge(
+    rx: &mpsc::Receiver<io::Result<Parsed>>,
+    gate: &Gate,
+    engine: &mut Engine,
+    input: &mut InputCounters,
+    sink: &mut dyn Sink,
+    started: Instant,
+    progress: &mut impl FnMut(&Progress),
+) -> Result<(), PipelineError> {
+    let mut waiting: BTreeMap<u64, Parsed> = BTreeMap::new();
+    let mut next = 0u64;
+    for result in rx {
+        let parsed = result.map_err(PipelineError::Input)?;
+        waiting.insert(parsed.seq, parsed);
+        while let Some(parsed) = waiting.remove(&next) {
+            input.add(&parsed.counters);
+            engine.observe_batch(0, &parsed.events);
+            emit(engine, sink)?;
+            next += 1;
+            gate.merged(next);
+            progress(&Progress {
+                input: *input,
+                watermark: engine.watermark(),
+                open_windows: engine.open_windows(),
+                elapsed: started.elapsed(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn emit(engine: &mut Engine, sink: &mut dyn Sink) -> Result<(), PipelineError> {
+    let records = engine.emissions();
+    if records.is_empty() {
+        return Ok(());
+    }
+    for record in records.drain(..) {
+        sink.emit(&record).map_err(PipelineError::Output)?;
+    }
+    sink.flush().map_err(PipelineError::Output)
+}
+
+fn run_worker(plan: &CountPlan, source: &FileSource, gate: &Gate, tx: &mpsc::Sender<io::Result<Parsed>>) {
+    // One monomorphized loop per parser: no dynamic dispatch per frame.
+    match plan.parser {
+        #[cfg(feature = "scan")]
+        ParserKind::Scan => worker_loop(crate::frame::scan::ScanParser::new(), plan, source, gate, tx),
+        #[cfg(feature = "sonic")]
+        ParserKind::Sonic => worker_loop(crate::frame::sonic::SonicParser::new(), plan, source, gate, tx),
+        #[cfg(feature = "serde")]
+        ParserKind::Serde => worker_loop(crate::frame::serdejson::SerdeParser::new(), plan, source, gate, tx),
+        #[allow(unreachable_patterns)]
+        _ => worker_loop(plan.parser.build(), plan, source, gate, tx),
+    }
+}
+
+fn worker_loop<P: FrameParser>(
+    mut parser: P,
+    plan: &CountPlan,
+    source: &FileSource,
+    gate: &Gate,
+    tx: &mpsc::Sender<io::Result<Parsed>>,
+) {
+    let hasher = UidHasher::new();
+    loop {
+        let chunk = match source.next_chunk_gated(|seq| gate.wait_turn(seq)) {
+            None => return,
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        let parsed = parse_chunk(&mut parser, &hasher, &chunk, plan.max_frame_bytes);
+        if tx.send(Ok(parsed)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Parses every line of a chunk.
+fn parse_chunk<P: FrameParser>(parser: &mut P, hasher: &UidHasher, chunk: &Chunk, max_frame_bytes: usize) -> Parsed {
+    let data: &[u8] = &chunk.data;
+    let mut counters = InputCounters {
+        frames: chunk.too_large,
+        bytes: data.len() as u64 + chunk.skipped_bytes,
+        ..InputCounters::default()
+    };
+    counters.rejected[Reject::TooLarge.index()] += chunk.too_large;
+    let mut events = Vec::with_capacity(data.len() / 1024 + 16);
+    let mut pos = 0;
+    while pos < data.len() {
+        let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
+        let line = &data[pos..end];
+        counters.frames += 1;
+        if line.len() > max_frame_bytes {
+            counters.reject(Reject::TooLarge);
+        } else {
+            match parser.parse(line) {
+                Ok(fields) => events.push(Event {
+                    ts: fields.ts as Secs,
+                    hash: hasher.hash(fields.uid),
+                    offset: chunk.base + pos as u64,
+                }),
+                Err(reason) => counters.reject(reason),
+            }
+        }
+        pos = end + 1;
+    }
+    Parsed { seq: chunk.seq, events, counters }
+}
+
+impl FrameParser for Box<dyn FrameParser> {
+    fn parse<'a>(&'a mut self, frame: &'a [u8]) -> Result<crate::frame::Fields<'a>, Reject> {
+        (**self).parse(frame)
+    }
+}

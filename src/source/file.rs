@@ -1,0 +1,383 @@
+//! Files and stdin as chunks of whole lines.
+//!
+//! A regular uncompressed file is cut up front into segments of about
+//! `segment_bytes` that end just after a line feed; each worker maps its
+//! own segment (read-only, pre-populated) and unmaps it when done, so
+//! workers read page-cache pages without copying and resident memory stays
+//! at a few segments however large the file is.
+//!
+//! Gzip files (recognized by their magic bytes, whatever the name) and
+//! stdin are read by one reader thread into buffers of about
+//! `segment_bytes`, cut after the last line feed; the partial line moves to
+//! the next buffer. A line longer than the frame size limit is skipped
+//! without being held in memory, and counted.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use flate2::read::MultiGzDecoder;
+use memmap2::MmapOptions;
+
+use super::{Chunk, ChunkData};
+
+/// Default chunk size: small enough that a few in flight stay far below the
+/// memory target, large enough that per-chunk costs vanish.
+pub const DEFAULT_SEGMENT_BYTES: usize = 4 << 20;
+
+/// Default frame size limit: longer lines are skipped and counted.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 << 20;
+
+/// An opened input, ready to hand out chunks to any number of workers.
+pub struct FileSource {
+    name: String,
+    total_bytes: Option<u64>,
+    kind: Kind,
+}
+
+enum Kind {
+    Mapped { file: File, segments: Vec<(u64, u64)>, next: AtomicUsize },
+    Stream { chunks: Mutex<Receiver<io::Result<Chunk>>>, reader: Mutex<Option<JoinHandle<()>>> },
+}
+
+impl std::fmt::Debug for FileSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileSource({})", self.name)
+    }
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+impl FileSource {
+    /// Opens `path` (`-` for stdin). Regular uncompressed files are mapped;
+    /// gzip and stdin are streamed.
+    pub fn open(path: &str, segment_bytes: usize, max_frame_bytes: usize) -> io::Result<FileSource> {
+        let segment_bytes = segment_bytes.max(4096);
+        if path == "-" {
+            let stdin = BufReader::with_capacity(1 << 20, io::stdin());
+            return Ok(FileSource::stream("stdin".into(), None, stdin, true, segment_bytes, max_frame_bytes));
+        }
+        let file = File::open(Path::new(path)).map_err(|e| annotate(e, path))?;
+        let meta = file.metadata().map_err(|e| annotate(e, path))?;
+        let mut magic = [0u8; 2];
+        let is_gzip = meta.is_file() && file.read_at(&mut magic, 0).map_err(|e| annotate(e, path))? == 2 && magic == GZIP_MAGIC;
+        if is_gzip {
+            let reader = BufReader::with_capacity(1 << 20, MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)));
+            return Ok(FileSource::stream(path.into(), Some(meta.len()), reader, false, segment_bytes, max_frame_bytes));
+        }
+        if !meta.is_file() {
+            // A pipe or device given by name: read it as a stream.
+            let reader = BufReader::with_capacity(1 << 20, file);
+            return Ok(FileSource::stream(path.into(), None, reader, true, segment_bytes, max_frame_bytes));
+        }
+        let segments = plan_segments(&file, meta.len(), segment_bytes as u64).map_err(|e| annotate(e, path))?;
+        Ok(FileSource {
+            name: path.into(),
+            total_bytes: Some(meta.len()),
+            kind: Kind::Mapped { file, segments, next: AtomicUsize::new(0) },
+        })
+    }
+
+    fn stream(
+        name: String,
+        total_bytes: Option<u64>,
+        reader: impl BufRead + Send + 'static,
+        sniff: bool,
+        segment_bytes: usize,
+        max_frame_bytes: usize,
+    ) -> FileSource {
+        let (tx, rx) = sync_channel(2);
+        let handle = std::thread::Builder::new()
+            .name("kuniq-reader".into())
+            .spawn(move || {
+                // Stdin and pipes may carry gzip too; peeking blocks, so it
+                // happens here, off the caller's thread.
+                let reader: Box<dyn BufRead + Send> = if sniff {
+                    match sniff_gzip(reader) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                } else {
+                    Box::new(reader)
+                };
+                if let Err(e) = read_lines(reader, &tx, segment_bytes, max_frame_bytes) {
+                    let _ = tx.send(Err(e));
+                }
+            })
+            .expect("spawning the reader thread");
+        FileSource {
+            name,
+            total_bytes,
+            kind: Kind::Stream { chunks: Mutex::new(rx), reader: Mutex::new(Some(handle)) },
+        }
+    }
+
+    /// Display name (the path, or `stdin`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Size on disk, when known (compressed size for gzip).
+    pub fn total_bytes(&self) -> Option<u64> {
+        self.total_bytes
+    }
+
+    /// The next chunk in input order, or None at the end. Safe to call from
+    /// many threads; each chunk goes to exactly one caller.
+    pub fn next_chunk(&self) -> Option<io::Result<Chunk>> {
+        self.next_chunk_gated(|_| true)
+    }
+
+    /// Like [`FileSource::next_chunk`], but first waits for `turn(seq)`
+    /// (which returns false to stop): a mapped segment is only mapped once
+    /// it may be processed.
+    pub fn next_chunk_gated(&self, turn: impl Fn(u64) -> bool) -> Option<io::Result<Chunk>> {
+        match &self.kind {
+            Kind::Mapped { file, segments, next } => {
+                let seq = next.fetch_add(1, Ordering::Relaxed);
+                let &(start, end) = segments.get(seq)?;
+                if !turn(seq as u64) {
+                    return None;
+                }
+                // SAFETY: the mapping is read-only and private. If another
+                // process truncated the file while it is mapped, reading the
+                // lost pages would raise SIGBUS; like ripgrep and other tools
+                // that map their input, kuniq accepts that for files it is
+                // asked to read.
+                let map = unsafe { MmapOptions::new().offset(start).len((end - start) as usize).map(file) };
+                Some(map.map(|m| Chunk { seq: seq as u64, base: start, data: ChunkData::Mapped(m), too_large: 0, skipped_bytes: 0 }))
+            }
+            Kind::Stream { chunks, reader } => {
+                let received = chunks.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                match received {
+                    Ok(Ok(chunk)) => turn(chunk.seq).then_some(Ok(chunk)),
+                    Ok(Err(e)) => Some(Err(e)),
+                    Err(_) => {
+                        if let Some(handle) = reader.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                            let _ = handle.join();
+                        }
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Wraps `reader` in a gzip decoder when its first bytes are gzip's magic.
+fn sniff_gzip(mut reader: impl BufRead + Send + 'static) -> io::Result<Box<dyn BufRead + Send>> {
+    let head = reader.fill_buf()?;
+    if head.starts_with(&GZIP_MAGIC) {
+        Ok(Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(reader))))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+fn annotate(e: io::Error, path: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{path}: {e}"))
+}
+
+/// Segment bounds `[start, end)` of about `segment_bytes`, each ending just
+/// after a line feed (or at the end of the file).
+fn plan_segments(file: &File, len: u64, segment_bytes: u64) -> io::Result<Vec<(u64, u64)>> {
+    let mut segments = Vec::new();
+    let mut start = 0;
+    while start < len {
+        let want = start + segment_bytes;
+        let end = if want >= len { len } else { newline_at_or_after(file, want - 1, len)?.map_or(len, |nl| nl + 1) };
+        segments.push((start, end));
+        start = end;
+    }
+    Ok(segments)
+}
+
+/// Position of the first line feed at or after `from`.
+fn newline_at_or_after(file: &File, mut from: u64, len: u64) -> io::Result<Option<u64>> {
+    let mut buf = vec![0u8; 64 << 10];
+    while from < len {
+        let n = file.read_at(&mut buf, from)?;
+        if n == 0 {
+            break;
+        }
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            return Ok(Some(from + i as u64));
+        }
+        from += n as u64;
+    }
+    Ok(None)
+}
+
+/// Reads `reader` into chunks of whole lines and sends them in order.
+fn read_lines(
+    mut reader: impl Read,
+    tx: &SyncSender<io::Result<Chunk>>,
+    segment_bytes: usize,
+    max_frame_bytes: usize,
+) -> io::Result<()> {
+    let mut seq = 0;
+    let mut base = 0u64;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut too_large = 0;
+    let mut skipped_bytes = 0;
+    loop {
+        let mut buf = Vec::with_capacity(segment_bytes.max(carry.len() * 2));
+        buf.append(&mut carry);
+        let mut target = segment_bytes;
+        let eof = loop {
+            let eof = fill(&mut reader, &mut buf, target)?;
+            if eof || memchr::memrchr(b'\n', &buf).is_some() {
+                break eof;
+            }
+            if buf.len() > max_frame_bytes {
+                // One line longer than the limit: drop it unread.
+                skipped_bytes += buf.len() as u64 + skip_line(&mut reader, &mut carry)?;
+                too_large += 1;
+                buf.clear();
+                buf.append(&mut carry);
+                target = segment_bytes;
+                continue;
+            }
+            target = (target * 2).min(max_frame_bytes + 1);
+        };
+        if !eof {
+            let cut = memchr::memrchr(b'\n', &buf).map_or(buf.len(), |p| p + 1);
+            carry.extend_from_slice(&buf[cut..]);
+            buf.truncate(cut);
+        }
+        let chunk_len = buf.len() as u64;
+        if !buf.is_empty() || too_large > 0 {
+            let chunk = Chunk { seq, base: base + skipped_bytes, data: ChunkData::Owned(buf), too_large, skipped_bytes };
+            if tx.send(Ok(chunk)).is_err() {
+                return Ok(());
+            }
+            seq += 1;
+            base += chunk_len + skipped_bytes;
+            too_large = 0;
+            skipped_bytes = 0;
+        }
+        if eof {
+            return Ok(());
+        }
+    }
+}
+
+/// Reads into `buf` until it holds `target` bytes or the input ends;
+/// returns true at end of input.
+fn fill(reader: &mut impl Read, buf: &mut Vec<u8>, target: usize) -> io::Result<bool> {
+    while buf.len() < target {
+        let old = buf.len();
+        buf.resize(target, 0);
+        match reader.read(&mut buf[old..]) {
+            Ok(0) => {
+                buf.truncate(old);
+                return Ok(true);
+            }
+            Ok(n) => buf.truncate(old + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
+            Err(e) => {
+                buf.truncate(old);
+                return Err(e);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Discards input up to and including the next line feed; what follows it
+/// goes to `rest`. Returns the bytes discarded.
+fn skip_line(reader: &mut impl Read, rest: &mut Vec<u8>) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut skipped = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(skipped),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            rest.extend_from_slice(&buf[i + 1..n]);
+            return Ok(skipped + i as u64 + 1);
+        }
+        skipped += n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn lines_of(source: &FileSource) -> (Vec<Vec<u8>>, u64, u64) {
+        let mut chunks = Vec::new();
+        while let Some(c) = source.next_chunk() {
+            chunks.push(c.unwrap());
+        }
+        chunks.sort_by_key(|c| c.seq);
+        let mut lines = Vec::new();
+        let (mut too_large, mut bytes) = (0, 0);
+        for (i, c) in chunks.iter().enumerate() {
+            assert_eq!(c.seq, i as u64);
+            assert_eq!(c.base, bytes + c.skipped_bytes, "chunk {i} base");
+            too_large += c.too_large;
+            bytes += c.data.len() as u64 + c.skipped_bytes;
+            assert!(c.data.is_empty() || c.data.ends_with(b"\n") || i == chunks.len() - 1);
+            lines.extend(c.data.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec));
+        }
+        (lines, too_large, bytes)
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut text = Vec::new();
+        for i in 0..5000 {
+            writeln!(text, "{{\"uid\":\"u{}\",\"ts\":{}}}{}", i % 97, 1000 + i, "x".repeat(i % 300)).unwrap();
+        }
+        text.extend_from_slice(b"{\"last\":\"no newline\"}");
+        text
+    }
+
+    #[test]
+    fn mapped_and_streamed_reads_give_the_same_lines() {
+        let text = sample();
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("f.jsonl");
+        std::fs::write(&plain, &text).unwrap();
+        let gz = dir.path().join("f.data");
+        let mut enc = flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+        enc.write_all(&text).unwrap();
+        enc.finish().unwrap();
+        let expect: Vec<Vec<u8>> = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+        for segment in [4096, 10_000, 1 << 20] {
+            let mapped = FileSource::open(plain.to_str().unwrap(), segment, 1 << 20).unwrap();
+            assert_eq!(lines_of(&mapped), (expect.clone(), 0, text.len() as u64), "mapped {segment}");
+            let streamed = FileSource::open(gz.to_str().unwrap(), segment, 1 << 20).unwrap();
+            assert_eq!(lines_of(&streamed), (expect.clone(), 0, text.len() as u64), "gzip {segment}");
+        }
+    }
+
+    #[test]
+    fn overlong_lines_are_skipped_without_buffering_them() {
+        let mut text = b"{\"a\":1}\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 50_000));
+        text.extend_from_slice(b"\n{\"b\":2}\n");
+        let (tx, rx) = sync_channel(100);
+        read_lines(&text[..], &tx, 4096, 10_000).unwrap();
+        drop(tx);
+        let chunks: Vec<Chunk> = rx.iter().map(Result::unwrap).collect();
+        let lines: Vec<&[u8]> =
+            chunks.iter().flat_map(|c| c.data.split(|&b| b == b'\n')).filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines, vec![&b"{\"a\":1}"[..], b"{\"b\":2}"]);
+        assert_eq!(chunks.iter().map(|c| c.too_large).sum::<u64>(), 1);
+        let total: u64 = chunks.iter().map(|c| c.data.len() as u64 + c.skipped_bytes).sum();
+        assert_eq!(total, text.len() as u64);
+    }
+}

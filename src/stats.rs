@@ -1,0 +1,131 @@
+//! Counters of what came in and what became of it, and the end-of-run
+//! summary.
+//!
+//! Workers count into their own [`InputCounters`] per chunk (no shared
+//! atomics on the hot path); the merge thread adds them up.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::frame::Reject;
+use crate::window::engine::EngineStats;
+
+/// Frames and bytes read, and rejected frames by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InputCounters {
+    /// Frames read (lines or records), usable or not.
+    pub frames: u64,
+    /// Bytes read, line endings included.
+    pub bytes: u64,
+    /// Rejected frames, indexed by [`Reject::index`].
+    pub rejected: [u64; Reject::ALL.len()],
+}
+
+impl InputCounters {
+    /// Counts one rejected frame.
+    #[inline]
+    pub fn reject(&mut self, reason: Reject) {
+        self.rejected[reason.index()] += 1;
+    }
+
+    /// Total rejected frames.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().sum()
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &InputCounters) {
+        self.frames += other.frames;
+        self.bytes += other.bytes;
+        for (a, b) in self.rejected.iter_mut().zip(other.rejected) {
+            *a += b;
+        }
+    }
+}
+
+/// Everything a run reports at the end.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    /// Input side.
+    pub input: InputCounters,
+    /// Window side.
+    pub engine: EngineStats,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Frames per second over the run.
+    pub fn frames_per_sec(&self) -> f64 {
+        self.input.frames as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Megabytes (10^6 bytes) per second over the run.
+    pub fn mb_per_sec(&self) -> f64 {
+        self.input.bytes as f64 / 1e6 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The summary as one JSON object (for scripts).
+    pub fn to_json(&self) -> String {
+        let reasons: Vec<String> =
+            Reject::ALL.iter().map(|r| format!("\"{}\":{}", r.name(), self.input.rejected[r.index()])).collect();
+        let e = &self.engine;
+        format!(
+            concat!(
+                r#"{{"frames":{},"bytes":{},"rejected":{},"rejected_by_reason":{{{}}},"counted":{},"late":{},"#,
+                r#""too_late":{},"quarantined":{},"records":{},"revisions":{},"windows_finalized":{},"#,
+                r#""elapsed_secs":{:.6},"frames_per_sec":{:.1},"mb_per_sec":{:.1}}}"#
+            ),
+            self.input.frames,
+            self.input.bytes,
+            self.input.rejected_total(),
+            reasons.join(","),
+            e.counted,
+            e.late,
+            e.too_late,
+            e.quarantined,
+            e.emissions,
+            e.revisions,
+            e.windows_finalized,
+            self.elapsed.as_secs_f64(),
+            self.frames_per_sec(),
+            self.mb_per_sec()
+        )
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.input;
+        let e = &self.engine;
+        writeln!(
+            f,
+            "kuniq: {} frames, {:.1} MB in {:.3} s: {:.0} frames/s, {:.0} MB/s",
+            i.frames,
+            i.bytes as f64 / 1e6,
+            self.elapsed.as_secs_f64(),
+            self.frames_per_sec(),
+            self.mb_per_sec()
+        )?;
+        writeln!(
+            f,
+            "  counted {}, late (counted, revised a closed window) {}, too late (not counted) {}, quarantined (not counted) {}",
+            e.counted, e.late, e.too_late, e.quarantined
+        )?;
+        write!(f, "  bad frames {}", i.rejected_total())?;
+        let reasons: Vec<String> = Reject::ALL
+            .iter()
+            .filter(|r| i.rejected[r.index()] > 0)
+            .map(|r| format!("{} {}", r.name(), i.rejected[r.index()]))
+            .collect();
+        if !reasons.is_empty() {
+            write!(f, " ({})", reasons.join(", "))?;
+        }
+        writeln!(f)?;
+        write!(
+            f,
+            "  records {} ({} revisions), windows finalized {}",
+            e.emissions, e.revisions, e.windows_finalized
+        )
+    }
+}
