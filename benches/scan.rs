@@ -27,6 +27,12 @@ fn parsers() -> Vec<(&'static str, Box<dyn FrameParser>)> {
         ("scan-portable", Box::new(ScanParser::with_isa(Isa::Portable))),
         ("strict", Box::new(StrictParser::new())),
     ];
+    // Every SIMD classifier this CPU has, not only the one `new` picks.
+    for (name, isa) in [("scan-avx2", Isa::Avx2), ("scan-avx512", Isa::Avx512)] {
+        if isa.supported() && isa != Isa::detect() {
+            all.push((name, Box::new(ScanParser::with_isa(isa))));
+        }
+    }
     #[cfg(feature = "sonic")]
     all.push(("sonic", Box::new(kuniq::frame::sonic::SonicParser::new())));
     #[cfg(feature = "serde")]
@@ -48,7 +54,9 @@ fn bench(c: &mut Criterion) {
             assert_eq!(got.as_ref(), Ok(want), "{name} disagrees before timing");
         }
     }
-    for (unit, throughput) in [("bytes", Throughput::Bytes(bytes)), ("frames", Throughput::Elements(frames.len() as u64))] {
+    for (unit, throughput) in
+        [("bytes", Throughput::Bytes(bytes)), ("frames", Throughput::Elements(frames.len() as u64))]
+    {
         let mut group = c.benchmark_group(format!("scan_{unit}"));
         group.throughput(throughput);
         // 20,000 frames take milliseconds: 30 samples give tight intervals.

@@ -263,13 +263,14 @@ fn parse_chunk<P: FrameParser>(parser: &mut P, hasher: &UidHasher, chunk: &Chunk
     let mut events = Vec::with_capacity(data.len() / 1024 + 16);
     let mut pos = 0;
     while pos < data.len() {
-        let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
-        let line = &data[pos..end];
+        let (len, verdict) = parser.parse_line(&data[pos..]);
         counters.frames += 1;
-        if line.len() > max_frame_bytes {
+        // Checked after parsing, so the scanner can find the line's end as
+        // it goes; a too-large line costs a scan but is never counted.
+        if len > max_frame_bytes {
             counters.reject(Reject::TooLarge);
         } else {
-            match parser.parse(line) {
+            match verdict {
                 Ok(fields) => events.push(Event {
                     ts: fields.ts as Secs,
                     hash: hasher.hash(fields.uid),
@@ -278,7 +279,7 @@ fn parse_chunk<P: FrameParser>(parser: &mut P, hasher: &UidHasher, chunk: &Chunk
                 Err(reason) => counters.reject(reason),
             }
         }
-        pos = end + 1;
+        pos += len + 1;
     }
     Parsed { seq: chunk.seq, events, counters }
 }
@@ -286,5 +287,9 @@ fn parse_chunk<P: FrameParser>(parser: &mut P, hasher: &UidHasher, chunk: &Chunk
 impl FrameParser for Box<dyn FrameParser> {
     fn parse<'a>(&'a mut self, frame: &'a [u8]) -> Result<crate::frame::Fields<'a>, Reject> {
         (**self).parse(frame)
+    }
+
+    fn parse_line<'a>(&'a mut self, data: &'a [u8]) -> (usize, Result<crate::frame::Fields<'a>, Reject>) {
+        (**self).parse_line(data)
     }
 }

@@ -5,9 +5,9 @@
 mod common;
 
 use common::oracle::{Verdict, oracle, with_big_stack};
+use kuniq::frame::FrameParser;
 use kuniq::frame::scan::{Isa, ScanParser};
 use kuniq::frame::strict::StrictParser;
-use kuniq::frame::FrameParser;
 use proptest::prelude::*;
 
 fn parsers() -> Vec<(&'static str, Box<dyn FrameParser>)> {
@@ -16,6 +16,12 @@ fn parsers() -> Vec<(&'static str, Box<dyn FrameParser>)> {
         ("scan-portable", Box::new(ScanParser::with_isa(Isa::Portable))),
         ("strict", Box::new(StrictParser::new())),
     ];
+    // Every SIMD classifier this CPU has, not only the one `new` picks.
+    for (name, isa) in [("scan-avx2", Isa::Avx2), ("scan-avx512", Isa::Avx512)] {
+        if isa.supported() && isa != Isa::detect() {
+            all.push((name, Box::new(ScanParser::with_isa(isa))));
+        }
+    }
     #[cfg(feature = "sonic")]
     all.push(("sonic", Box::new(kuniq::frame::sonic::SonicParser::new())));
     #[cfg(feature = "serde")]
@@ -48,6 +54,41 @@ proptest! {
     #[test]
     fn mutated_frames_match_the_oracle(frame in common::frames::mutated_frame()) {
         check(&mut parsers(), &frame)?;
+    }
+
+    /// `parse_line` over many lines in one buffer (as the pipeline calls it)
+    /// finds each line's end and gives each line the oracle's verdict.
+    #[test]
+    fn lines_in_a_buffer_match_the_oracle(
+        frames in prop::collection::vec(prop_oneof![
+            common::frames::frame().prop_map(String::into_bytes),
+            common::frames::mutated_frame(),
+        ], 1..6),
+        crlf in any::<bool>(),
+        final_newline in any::<bool>(),
+    ) {
+        let mut data = Vec::new();
+        for (i, frame) in frames.iter().enumerate() {
+            data.extend_from_slice(frame);
+            if i + 1 < frames.len() || final_newline {
+                data.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+            }
+        }
+        let mut lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+        if data.ends_with(b"\n") {
+            lines.pop();
+        }
+        for (name, parser) in parsers().iter_mut() {
+            let mut pos = 0;
+            for line in &lines {
+                let (len, got) = parser.parse_line(&data[pos..]);
+                let got: Verdict = got.map(|f| (f.uid.to_vec(), f.ts)).map_err(|r| r.name().to_string());
+                prop_assert_eq!(len, line.len(), "parser {} line end at {}", name, pos);
+                prop_assert_eq!(&got, &oracle(line), "parser {} on {:?}", name, String::from_utf8_lossy(line));
+                pos += len + 1;
+            }
+            prop_assert!(pos >= data.len(), "parser {} stopped early", name);
+        }
     }
 
     #[test]
@@ -94,7 +135,8 @@ fn shared_sample_frames_match_the_oracle() {
 
 #[test]
 fn every_prefix_of_a_frame_matches_the_oracle() {
-    let frame = br#"{"a":[1,{"uid":"d","ts":2}],"uid":"ab\"c\u00e9","ts":"1468244384","z":{"k":[true,false,null,-1.5e3]}}"#;
+    let frame =
+        br#"{"a":[1,{"uid":"d","ts":2}],"uid":"ab\"c\u00e9","ts":"1468244384","z":{"k":[true,false,null,-1.5e3]}}"#;
     let mut parsers = parsers();
     for end in 0..=frame.len() {
         check(&mut parsers, &frame[..end]).unwrap();

@@ -126,6 +126,15 @@ impl fmt::Display for Reject {
 pub trait FrameParser: Send {
     /// Extracts the top-level uid and ts of `frame`, or says why not.
     fn parse<'a>(&'a mut self, frame: &'a [u8]) -> Result<Fields<'a>, Reject>;
+
+    /// Parses the line at the start of `data`: its bytes up to the first
+    /// line feed (excluded), or all of `data`. Returns the line's length and
+    /// the verdict. Parsers that find the line's end while scanning it
+    /// override this to save a separate pass.
+    fn parse_line<'a>(&'a mut self, data: &'a [u8]) -> (usize, Result<Fields<'a>, Reject>) {
+        let len = memchr::memchr(b'\n', data).unwrap_or(data.len());
+        (len, self.parse(&data[..len]))
+    }
 }
 
 /// The parsers this build can run, selected with `--parser`.
@@ -301,11 +310,7 @@ pub struct Scratch {
 
 /// Turns what a parser saw of a *valid* JSON object's top-level `uid` and
 /// `ts` into the verdict. Shared by every parser.
-pub fn finish<'a>(
-    uid: FieldSeen<'a>,
-    ts: FieldSeen<'a>,
-    scratch: &'a mut Scratch,
-) -> Result<Fields<'a>, Reject> {
+pub fn finish<'a>(uid: FieldSeen<'a>, ts: FieldSeen<'a>, scratch: &'a mut Scratch) -> Result<Fields<'a>, Reject> {
     if uid.count > 1 || ts.count > 1 {
         return Err(Reject::DuplicateField);
     }

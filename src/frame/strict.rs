@@ -37,11 +37,7 @@ type Seen<'a> = (FieldSeen<'a>, FieldSeen<'a>);
 
 /// Validates `frame` as one JSON object and records its top-level `uid` and
 /// `ts` occurrences.
-pub(crate) fn scan_object<'a>(
-    frame: &'a [u8],
-    key: &mut Vec<u8>,
-    stack: &mut Vec<u8>,
-) -> Result<Seen<'a>, Reject> {
+pub(crate) fn scan_object<'a>(frame: &'a [u8], key: &mut Vec<u8>, stack: &mut Vec<u8>) -> Result<Seen<'a>, Reject> {
     let start = skip_ws(frame, 0);
     if frame.get(start) != Some(&b'{') {
         return Err(classify_non_object(frame));

@@ -68,10 +68,7 @@ pub fn decode_body(body: &[u8], out: &mut Vec<u8>) -> Result<bool, InvalidString
     let mut unicode = true;
     let mut i = 0;
     while i < body.len() {
-        let run_end = body[i..]
-            .iter()
-            .position(|&b| b == b'\\' || b < 0x20)
-            .map_or(body.len(), |p| i + p);
+        let run_end = body[i..].iter().position(|&b| b == b'\\' || b < 0x20).map_or(body.len(), |p| i + p);
         out.extend_from_slice(&body[i..run_end]);
         i = run_end;
         if i == body.len() {
@@ -184,17 +181,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_bodies() {
-        for body in [
-            &br"\x"[..],
-            br"\u12",
-            br"\u12g4",
-            br"\",
-            b"a\x01b",
-            b"tab\there",
-            b"\xff",
-            b"\xd0",
-            b"\xed\xa0\x80",
-        ] {
+        for body in
+            [&br"\x"[..], br"\u12", br"\u12g4", br"\", b"a\x01b", b"tab\there", b"\xff", b"\xd0", b"\xed\xa0\x80"]
+        {
             assert_eq!(validate_body(body), Err(InvalidString), "{body:?}");
             assert!(decode(body).is_err(), "{body:?}");
         }

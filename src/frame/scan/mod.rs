@@ -36,6 +36,8 @@ mod portable;
 pub(crate) mod stage;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_512;
 
 use super::strict::{StrictParser, number_end};
 use super::{FieldSeen, Fields, FrameParser, Reject, Scratch, classify_non_object, finish, is_json_ws};
@@ -44,6 +46,8 @@ use stage::{Outcome, Stage};
 /// Which block classifier this CPU runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {
+    /// AVX-512 BW + BMI2 + PCLMULQDQ, detected at run time.
+    Avx512,
     /// AVX2 + BMI2 + PCLMULQDQ, detected at run time.
     Avx2,
     /// Byte loop; same answers, slower.
@@ -54,10 +58,27 @@ impl Isa {
     /// The best classifier this CPU supports.
     pub fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
+        if x86_512::supported() {
+            return Isa::Avx512;
+        }
+        #[cfg(target_arch = "x86_64")]
         if x86::supported() {
             return Isa::Avx2;
         }
         Isa::Portable
+    }
+
+    /// True when this CPU can run the classifier.
+    pub fn supported(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86_512::supported(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::supported(),
+            Isa::Portable => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
     }
 }
 
@@ -85,7 +106,7 @@ impl ScanParser {
     /// A scanner using `isa`, which must be supported by this CPU; asking
     /// for AVX2 on a CPU without it falls back to the portable classifier.
     pub fn with_isa(isa: Isa) -> ScanParser {
-        let isa = if isa == Isa::Avx2 && Isa::detect() != Isa::Avx2 { Isa::Portable } else { isa };
+        let isa = if isa.supported() { isa } else { Isa::Portable };
         ScanParser { isa, stage: Stage::default(), scratch: Scratch::default(), strict: StrictParser::new() }
     }
 
@@ -105,17 +126,46 @@ impl FrameParser for ScanParser {
         }
         let outcome = match self.isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `isa` is Avx2 only when `x86::supported()` confirmed
-            // every feature the x86 classifier is compiled for.
+            // SAFETY: `isa` is Avx512 only when `x86_512::supported()`
+            // confirmed every feature that classifier is compiled for.
+            Isa::Avx512 => unsafe { x86_512::scan(&mut self.stage, frame) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, with `x86::supported()`.
             Isa::Avx2 => unsafe { x86::scan(&mut self.stage, frame) },
             _ => portable::scan(&mut self.stage, frame),
         };
+        self.verdict(frame, outcome)
+    }
+
+    fn parse_line<'a>(&'a mut self, data: &'a [u8]) -> (usize, Result<Fields<'a>, Reject>) {
+        if data.first() != Some(&b'{') {
+            // Leading whitespace, empty lines, non-objects: rare, and
+            // handled on the whole line.
+            let len = memchr::memchr(b'\n', data).unwrap_or(data.len());
+            return (len, self.parse(&data[..len]));
+        }
+        let (outcome, len) = match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as in `parse`.
+            Isa::Avx512 => unsafe { x86_512::scan_line(&mut self.stage, data) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as in `parse`.
+            Isa::Avx2 => unsafe { x86::scan_line(&mut self.stage, data) },
+            _ => portable::scan_line(&mut self.stage, data),
+        };
+        (len, self.verdict(&data[..len], outcome))
+    }
+}
+
+impl ScanParser {
+    /// The fields of a scanned frame, or why it is rejected.
+    fn verdict<'a>(&'a mut self, frame: &'a [u8], outcome: Outcome) -> Result<Fields<'a>, Reject> {
         match outcome {
             Outcome::Valid => {}
             Outcome::Invalid => return Err(Reject::Malformed),
             Outcome::Undecided => return self.strict.parse(frame),
         }
-        if self.stage.non_ascii && simdutf8::basic::from_utf8(frame).is_err() {
+        if !self.stage.utf8.is_empty() && simdutf8::basic::from_utf8(&frame[self.stage.utf8.clone()]).is_err() {
             return Err(Reject::Malformed);
         }
         let uid = seen_field(frame, self.stage.uid_key, self.stage.uid_count, 5);

@@ -32,6 +32,9 @@ impl Classify for Portable {
             if b < 0x20 {
                 raw.ctrl |= bit;
             }
+            if b == b'\n' {
+                raw.lf |= bit;
+            }
             if b >= 0x80 {
                 raw.non_ascii |= bit;
             }
@@ -95,4 +98,10 @@ impl Classify for Portable {
 pub(crate) fn scan(stage: &mut Stage, frame: &[u8]) -> Outcome {
     // SAFETY: the portable classifier needs no CPU features.
     unsafe { stage::run::<Portable>(stage, frame) }
+}
+
+/// Scans the line at the start of `data` with the portable classifier.
+pub(crate) fn scan_line(stage: &mut Stage, data: &[u8]) -> (Outcome, usize) {
+    // SAFETY: the portable classifier needs no CPU features.
+    unsafe { stage::run_line::<Portable>(stage, data) }
 }

@@ -29,6 +29,8 @@ pub(crate) struct Raw {
     pub comma: u64,
     /// Bytes 0x80 and above.
     pub non_ascii: u64,
+    /// Line feed: where a line ends, when scanning lines.
+    pub lf: u64,
     /// `u` or `t`: first letters of the keys kuniq looks for.
     pub ut: u64,
 }
@@ -96,8 +98,10 @@ pub(crate) struct Stage {
     pub ts_key: usize,
     /// Number of top-level `ts` keys.
     pub ts_count: u32,
-    /// The frame has bytes >= 0x80 (valid only inside strings, as UTF-8).
-    pub non_ascii: bool,
+    /// Bytes that must be valid UTF-8: from the first block with a byte of
+    /// 0x80 or above to the end of the last one (empty for ASCII frames).
+    /// Bytes outside are ASCII, so no multi-byte sequence crosses its ends.
+    pub utf8: std::ops::Range<usize>,
 }
 
 /// Carries of the parsing pass from one block to the next.
@@ -287,10 +291,38 @@ struct LexCarry {
 /// # Safety
 /// The CPU must support `C`'s target features.
 #[inline(always)]
-unsafe fn lex<C: Classify>(block: &[u8; 64], carry: &mut LexCarry, err: &mut u64, undecided: &mut bool, non_ascii: &mut u64) -> Lexed {
+unsafe fn lex<C: Classify, const LINE: bool>(
+    block: &[u8; 64],
+    carry: &mut LexCarry,
+    err: &mut u64,
+    undecided: &mut bool,
+    non_ascii: &mut u64,
+    line_end: &mut Option<u32>,
+) -> Lexed {
     // SAFETY: forwarded from this function's contract.
-    let raw = unsafe { C::classify(block) };
-    *non_ascii |= raw.non_ascii;
+    let mut raw = unsafe { C::classify(block) };
+    if LINE && raw.lf != 0 {
+        // The line ends here: what follows belongs to the next line and
+        // reads as whitespace.
+        let at = raw.lf.trailing_zeros();
+        *line_end = Some(at);
+        let keep = (1u64 << at) - 1;
+        for mask in [
+            &mut raw.quote,
+            &mut raw.backslash,
+            &mut raw.ctrl,
+            &mut raw.open,
+            &mut raw.close,
+            &mut raw.colon,
+            &mut raw.comma,
+            &mut raw.non_ascii,
+            &mut raw.ut,
+        ] {
+            *mask &= keep;
+        }
+        raw.ws |= !keep;
+    }
+    *non_ascii = raw.non_ascii;
     let mut escaped = 0;
     if raw.backslash | carry.escaped != 0 {
         escaped = escaped_bytes(raw.backslash, &mut carry.escaped);
@@ -332,9 +364,35 @@ unsafe fn lex<C: Classify>(block: &[u8; 64], carry: &mut LexCarry, err: &mut u64
 /// The CPU must support `C`'s target features.
 #[inline(always)]
 pub(crate) unsafe fn run<C: Classify>(stage: &mut Stage, frame: &[u8]) -> Outcome {
+    // SAFETY: forwarded.
+    unsafe { scan::<C, false>(stage, frame).0 }
+}
+
+/// Scans the line at the start of `data` (up to its first line feed, or all
+/// of it), whose first byte is `{`. Returns the outcome and the line's
+/// length: finding the line's end costs no separate pass over its bytes.
+///
+/// # Safety
+/// The CPU must support `C`'s target features.
+#[inline(always)]
+pub(crate) unsafe fn run_line<C: Classify>(stage: &mut Stage, data: &[u8]) -> (Outcome, usize) {
+    // SAFETY: forwarded.
+    unsafe { scan::<C, true>(stage, data) }
+}
+
+/// [`run`] (`LINE` false: the whole of `data` is the frame) and
+/// [`run_line`] (`LINE` true: the frame ends at the first line feed).
+///
+/// In line mode the grammar pass reads scalars and key names from `data`,
+/// whose end may lie beyond the frame's. That cannot change a verdict: a
+/// scalar or key can only be checked past the frame's end if nothing but
+/// whitespace follows it in the frame, and such a frame never closes its
+/// top-level object, so it is invalid whatever those checks say.
+#[inline(always)]
+unsafe fn scan<C: Classify, const LINE: bool>(stage: &mut Stage, data: &[u8]) -> (Outcome, usize) {
     stage.uid_count = 0;
     stage.ts_count = 0;
-    stage.non_ascii = false;
+    stage.utf8 = 0..0;
     let mut lex_carry = LexCarry::default();
     let mut carry = Carry::default();
     stage.deep_kinds.clear();
@@ -343,23 +401,49 @@ pub(crate) unsafe fn run<C: Classify>(stage: &mut Stage, frame: &[u8]) -> Outcom
     let mut err = 0u64;
     let mut undecided = false;
     let mut non_ascii = 0u64;
+    let (mut utf8_from, mut utf8_to) = (usize::MAX, 0);
     let mut keys = Keys::default();
 
-    let (blocks, rest) = frame.as_chunks::<64>();
-    let mut tail = [b' '; 64];
-    tail[..rest.len()].copy_from_slice(rest);
+    let (blocks, rest) = data.as_chunks::<64>();
     let total = blocks.len() + usize::from(!rest.is_empty());
+    // The last, partial block padded with spaces, made when reached (a
+    // line usually ends long before its chunk does).
+    let mut tail = [b' '; 64];
+    let mut line_end = None;
+    let mut len = data.len();
     let mut first = 0;
     while first < total {
-        let count = BATCH.min(total - first);
-        for (j, slot) in lexed[..count].iter_mut().enumerate() {
-            let block = blocks.get(first + j).unwrap_or(&tail);
+        let mut count = BATCH.min(total - first);
+        for j in 0..count {
+            let block = match blocks.get(first + j) {
+                Some(block) => block,
+                None => {
+                    tail[..rest.len()].copy_from_slice(rest);
+                    &tail
+                }
+            };
             // SAFETY: forwarded from this function's contract.
-            *slot = unsafe { lex::<C>(block, &mut lex_carry, &mut err, &mut undecided, &mut non_ascii) };
+            lexed[j] = unsafe {
+                lex::<C, LINE>(block, &mut lex_carry, &mut err, &mut undecided, &mut non_ascii, &mut line_end)
+            };
+            if non_ascii != 0 {
+                utf8_from = utf8_from.min((first + j) * 64);
+                utf8_to = (first + j + 1) * 64;
+            }
+            if let Some(at) = line_end {
+                len = (first + j) * 64 + at as usize;
+                count = j + 1;
+                break;
+            }
         }
         for (j, l) in lexed[..count].iter().enumerate() {
             // SAFETY: as above.
-            unsafe { parse_block::<C>(l, (first + j) * 64, frame, &mut carry, &mut depth, &mut keys, &mut err, &mut undecided) };
+            unsafe {
+                parse_block::<C>(l, (first + j) * 64, data, &mut carry, &mut depth, &mut keys, &mut err, &mut undecided)
+            };
+        }
+        if line_end.is_some() {
+            break;
         }
         first += count;
     }
@@ -372,18 +456,20 @@ pub(crate) unsafe fn run<C: Classify>(stage: &mut Stage, frame: &[u8]) -> Outcom
         | carry.key_fill
         | lex_carry.escaped
         | lex_carry.in_string;
-    stage.non_ascii = non_ascii != 0;
+    if utf8_from < utf8_to {
+        stage.utf8 = utf8_from..utf8_to.min(len);
+    }
     if err != 0 || pending != 0 || !depth.ended {
-        return Outcome::Invalid;
+        return (Outcome::Invalid, len);
     }
     if undecided {
-        return Outcome::Undecided;
+        return (Outcome::Undecided, len);
     }
     stage.uid_key = keys.uid_key;
     stage.uid_count = keys.uid_count;
     stage.ts_key = keys.ts_key;
     stage.ts_count = keys.ts_count;
-    Outcome::Valid
+    (Outcome::Valid, len)
 }
 
 /// Parsing pass over one lexed block at byte offset `base`: brackets,
@@ -595,6 +681,51 @@ impl Keys {
 /// (which must close the value: `,`, `}` or `]`).
 #[inline]
 fn scalar_ok(frame: &[u8], at: usize) -> bool {
+    match short_integer_ok(frame, at) {
+        Some(ok) => ok,
+        None => scalar_ok_slow(frame, at),
+    }
+}
+
+/// Fast path of [`scalar_ok`] for the most common scalars, an integer of
+/// up to 15 digits or a decimal with up to 7 fraction digits, followed
+/// directly by `,`, `}` or `]`: eight bytes at a time (SWAR). None when the
+/// scalar is anything else.
+#[inline(always)]
+fn short_integer_ok(frame: &[u8], at: usize) -> Option<bool> {
+    let at = at + usize::from(*frame.get(at)? == b'-');
+    let bytes: &[u8; 16] = frame.get(at..at + 16)?.try_into().ok()?;
+    let lo = u64::from_le_bytes(bytes[..8].try_into().ok()?);
+    let hi = u64::from_le_bytes(bytes[8..].try_into().ok()?);
+    let digits = leading_digits(lo) + if leading_digits(lo) == 8 { leading_digits(hi) } else { 0 };
+    if digits == 0 || digits == 16 || (digits > 1 && bytes[0] == b'0') {
+        return None;
+    }
+    let mut end = at + digits;
+    if bytes[digits] == b'.' {
+        let fraction = frame.get(end + 1..end + 9)?;
+        let fraction = leading_digits(u64::from_le_bytes(fraction.try_into().ok()?));
+        if fraction == 0 || fraction == 8 {
+            return None;
+        }
+        end += 1 + fraction;
+    }
+    matches!(frame[end], b',' | b'}' | b']').then_some(true)
+}
+
+/// Number of leading ASCII digit bytes of a little-endian word. Carries
+/// between bytes start at a non-digit byte and only reach later bytes, so
+/// the first non-digit is always found exactly.
+#[inline(always)]
+fn leading_digits(word: u64) -> usize {
+    let x = word ^ 0x3030_3030_3030_3030;
+    let non_digit = (x.wrapping_add(0x7676_7676_7676_7676) | x) & 0x8080_8080_8080_8080;
+    (non_digit.trailing_zeros() / 8) as usize
+}
+
+#[cold]
+#[inline(never)]
+fn scalar_ok_slow(frame: &[u8], at: usize) -> bool {
     let literal = |word: &[u8]| frame.get(at..at + word.len()).filter(|w| *w == word).map(|_| at + word.len());
     let end = match frame.get(at) {
         Some(b't') => literal(b"true"),
@@ -610,4 +741,53 @@ fn scalar_ok(frame: &[u8], at: usize) -> bool {
         end += 1;
     }
     matches!(frame.get(end), Some(b',' | b'}' | b']'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{scalar_ok, scalar_ok_slow};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// The SWAR integer fast path agrees with the full scalar check on
+        /// number-like bytes, at every distance from the end of the frame.
+        #[test]
+        fn integer_fast_path_agrees(
+            body in prop::collection::vec(prop::sample::select(b"0123456789-+.eE,}] x".to_vec()), 0..30),
+            tail in prop::collection::vec(prop::sample::select(b"0123456789,}] ".to_vec()), 0..20),
+        ) {
+            let mut frame = body.clone();
+            frame.extend_from_slice(&tail);
+            prop_assert_eq!(scalar_ok(&frame, 0), scalar_ok_slow(&frame, 0), "{:?}", String::from_utf8_lossy(&frame));
+        }
+    }
+
+    #[test]
+    fn integer_fast_path_edges() {
+        for (frame, ok) in [
+            (&b"0,aaaaaaaaaaaaaaaaa"[..], true),
+            (b"00,aaaaaaaaaaaaaaaa", false),
+            (b"-0}aaaaaaaaaaaaaaaa", true),
+            (b"-,aaaaaaaaaaaaaaaaa", false),
+            (b"--1,aaaaaaaaaaaaaaa", false),
+            (b"123456789012345,aaaa", true),
+            (b"1234567890123456,aaa", true),
+            (b"12345678901234567890]", true),
+            (b"1468244384}", true),
+            (b"01}aaaaaaaaaaaaaaaa", false),
+            (b"12a,aaaaaaaaaaaaaaa", false),
+            (b"0.383716,aaaaaaaaaaaaaaa", true),
+            (b"-12.5}aaaaaaaaaaaaaaaaaa", true),
+            (b"1.,aaaaaaaaaaaaaaaaaaaaa", false),
+            (b"01.5,aaaaaaaaaaaaaaaaaaa", false),
+            (b"1.5.5,aaaaaaaaaaaaaaaaaa", false),
+            (b"1.12345678,aaaaaaaaaaaaa", true),
+            (b"1.5e3,aaaaaaaaaaaaaaaaaa", true),
+            (b"1.5 ,aaaaaaaaaaaaaaaaaaa", true),
+        ] {
+            assert_eq!(scalar_ok(frame, 0), ok, "{}", String::from_utf8_lossy(frame));
+        }
+    }
 }

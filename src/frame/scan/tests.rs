@@ -64,7 +64,7 @@ proptest! {
 #[cfg(target_arch = "x86_64")]
 mod x86_agrees {
     use super::*;
-    use crate::frame::scan::x86;
+    use crate::frame::scan::{x86, x86_512};
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
@@ -83,6 +83,12 @@ mod x86_agrees {
             // SAFETY: as above.
             let (la, lb) = unsafe { (x86::escape_letters_for_tests(&full), Portable::escape_letters(&full)) };
             prop_assert_eq!(la, lb);
+            if x86_512::supported() {
+                // SAFETY: features checked just above.
+                let (c, l) = unsafe { (x86_512::classify_for_tests(&full), x86_512::escape_letters_for_tests(&full)) };
+                prop_assert_eq!(format!("{c:?}"), format!("{b:?}"));
+                prop_assert_eq!(l, lb);
+            }
             for x in [u64::from_le_bytes(full[..8].try_into().unwrap()), u64::from_le_bytes(full[8..16].try_into().unwrap())] {
                 let m = u64::from_le_bytes(full[16..24].try_into().unwrap());
                 // SAFETY: as above.

@@ -27,6 +27,16 @@ pub(crate) unsafe fn scan(stage: &mut Stage, frame: &[u8]) -> Outcome {
     unsafe { stage::run::<Avx2>(stage, frame) }
 }
 
+/// Scans the line at the start of `data` with the AVX2 classifier.
+///
+/// # Safety
+/// As for [`scan`].
+#[target_feature(enable = "avx2,bmi1,bmi2,pclmulqdq,popcnt")]
+pub(crate) unsafe fn scan_line(stage: &mut Stage, data: &[u8]) -> (Outcome, usize) {
+    // SAFETY: this function's features are those `Avx2` needs.
+    unsafe { stage::run_line::<Avx2>(stage, data) }
+}
+
 struct Avx2;
 
 #[target_feature(enable = "avx2")]
@@ -58,12 +68,7 @@ fn eq(lo: __m256i, hi: __m256i, byte: u8) -> u64 {
 #[inline]
 fn load(block: &[u8; 64]) -> (__m256i, __m256i) {
     // SAFETY: `block` is 64 readable bytes; loadu has no alignment needs.
-    unsafe {
-        (
-            _mm256_loadu_si256(block.as_ptr().cast()),
-            _mm256_loadu_si256(block.as_ptr().add(32).cast()),
-        )
-    }
+    unsafe { (_mm256_loadu_si256(block.as_ptr().cast()), _mm256_loadu_si256(block.as_ptr().add(32).cast())) }
 }
 
 #[target_feature(enable = "avx2")]
@@ -100,6 +105,7 @@ fn classify(block: &[u8; 64]) -> Raw {
         colon: opaque(eq(lo, hi, b':')),
         comma: opaque(eq(lo, hi, b',')),
         non_ascii: opaque(mask(lo) | (mask(hi) << 32)),
+        lf: opaque(eq(lo, hi, b'\n')),
         ut: opaque(ut),
     }
 }
@@ -176,7 +182,7 @@ impl Classify for Avx2 {
 /// all lower bits.
 #[target_feature(enable = "pclmulqdq,sse2")]
 #[inline]
-fn prefix_xor(x: u64) -> u64 {
+pub(super) fn prefix_xor(x: u64) -> u64 {
     let product = _mm_clmulepi64_si128(_mm_set_epi64x(0, x as i64), _mm_set1_epi8(-1), 0);
     _mm_cvtsi128_si64(product) as u64
 }
