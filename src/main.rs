@@ -30,12 +30,29 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("kuniq: error: {e:#} (see kuniq --help)");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("kuniq: error: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
+
+/// A flag value that parses but makes no sense: exit status 2, like the
+/// errors clap reports itself.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
@@ -45,14 +62,18 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn count(args: &CountArgs) -> Result<()> {
-    let plan = args.plan().map_err(anyhow::Error::msg)?;
-    let source = FileSource::open(&args.input, DEFAULT_SEGMENT_BYTES, plan.max_frame_bytes)
-        .with_context(|| format!("cannot read input '{}' (give a JSON-lines file, a .gz file, or - for stdin)", args.input))?;
+    let plan = args.plan().map_err(UsageError)?;
+    let source = FileSource::open(&args.input, DEFAULT_SEGMENT_BYTES, plan.max_frame_bytes).with_context(|| {
+        format!("cannot read input '{}' (give a JSON-lines file, a .gz file, or - for stdin)", args.input)
+    })?;
     let mut sink = LineSink::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()));
     let mut reporter = Reporter::new(args.progress == ProgressMode::Auto, source.total_bytes());
     let summary = pipeline::count_file(&plan, &source, &mut sink, |p| reporter.update(p));
     reporter.finish();
-    let summary = summary?;
+    let summary = match summary {
+        Err(PipelineError::Input(e)) => return Err(anyhow::Error::new(e).context(format!("reading '{}'", args.input))),
+        other => other?,
+    };
     match args.summary {
         SummaryFormat::Text => eprintln!("{summary}"),
         SummaryFormat::Json => eprintln!("{}", summary.to_json()),
@@ -62,7 +83,7 @@ fn count(args: &CountArgs) -> Result<()> {
 }
 
 fn gen_frames(args: &GenArgs) -> Result<()> {
-    let cfg = args.config().map_err(anyhow::Error::msg)?;
+    let cfg = args.config().map_err(UsageError)?;
     let started = std::time::Instant::now();
     let show = args.progress == ProgressMode::Auto;
     let progress = |done: u64| {

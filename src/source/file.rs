@@ -2,7 +2,7 @@
 //!
 //! A regular uncompressed file is cut up front into segments of about
 //! `segment_bytes` that end just after a line feed; each worker maps its
-//! own segment (read-only, pre-populated) and unmaps it when done, so
+//! own segment (read-only; the kernel maps pages around each fault) and unmaps it when done, so
 //! workers read page-cache pages without copying and resident memory stays
 //! at a few segments however large the file is.
 //!
@@ -65,10 +65,19 @@ impl FileSource {
         let file = File::open(Path::new(path)).map_err(|e| annotate(e, path))?;
         let meta = file.metadata().map_err(|e| annotate(e, path))?;
         let mut magic = [0u8; 2];
-        let is_gzip = meta.is_file() && file.read_at(&mut magic, 0).map_err(|e| annotate(e, path))? == 2 && magic == GZIP_MAGIC;
+        let is_gzip =
+            meta.is_file() && file.read_at(&mut magic, 0).map_err(|e| annotate(e, path))? == 2 && magic == GZIP_MAGIC;
         if is_gzip {
-            let reader = BufReader::with_capacity(1 << 20, MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)));
-            return Ok(FileSource::stream(path.into(), Some(meta.len()), reader, false, segment_bytes, max_frame_bytes));
+            let reader =
+                BufReader::with_capacity(1 << 20, MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)));
+            return Ok(FileSource::stream(
+                path.into(),
+                Some(meta.len()),
+                reader,
+                false,
+                segment_bytes,
+                max_frame_bytes,
+            ));
         }
         if !meta.is_file() {
             // A pipe or device given by name: read it as a stream.
@@ -153,7 +162,13 @@ impl FileSource {
                 // that map their input, kuniq accepts that for files it is
                 // asked to read.
                 let map = unsafe { MmapOptions::new().offset(start).len((end - start) as usize).map(file) };
-                Some(map.map(|m| Chunk { seq: seq as u64, base: start, data: ChunkData::Mapped(m), too_large: 0, skipped_bytes: 0 }))
+                Some(map.map(|m| Chunk {
+                    seq: seq as u64,
+                    base: start,
+                    data: ChunkData::Mapped(m),
+                    too_large: 0,
+                    skipped_bytes: 0,
+                }))
             }
             Kind::Stream { chunks, reader } => {
                 let received = chunks.lock().unwrap_or_else(|p| p.into_inner()).recv();
@@ -190,10 +205,16 @@ fn annotate(e: io::Error, path: &str) -> io::Error {
 /// after a line feed (or at the end of the file).
 fn plan_segments(file: &File, len: u64, segment_bytes: u64) -> io::Result<Vec<(u64, u64)>> {
     let mut segments = Vec::new();
+    // Lines are a few KiB: one small read usually finds the next line feed.
+    let mut buf = [0u8; 4096];
     let mut start = 0;
     while start < len {
         let want = start + segment_bytes;
-        let end = if want >= len { len } else { newline_at_or_after(file, want - 1, len)?.map_or(len, |nl| nl + 1) };
+        let end = if want >= len {
+            len
+        } else {
+            newline_at_or_after(file, want - 1, len, &mut buf)?.map_or(len, |nl| nl + 1)
+        };
         segments.push((start, end));
         start = end;
     }
@@ -201,10 +222,9 @@ fn plan_segments(file: &File, len: u64, segment_bytes: u64) -> io::Result<Vec<(u
 }
 
 /// Position of the first line feed at or after `from`.
-fn newline_at_or_after(file: &File, mut from: u64, len: u64) -> io::Result<Option<u64>> {
-    let mut buf = vec![0u8; 64 << 10];
+fn newline_at_or_after(file: &File, mut from: u64, len: u64, buf: &mut [u8]) -> io::Result<Option<u64>> {
     while from < len {
-        let n = file.read_at(&mut buf, from)?;
+        let n = file.read_at(buf, from)?;
         if n == 0 {
             break;
         }
@@ -255,7 +275,8 @@ fn read_lines(
         }
         let chunk_len = buf.len() as u64;
         if !buf.is_empty() || too_large > 0 {
-            let chunk = Chunk { seq, base: base + skipped_bytes, data: ChunkData::Owned(buf), too_large, skipped_bytes };
+            let chunk =
+                Chunk { seq, base: base + skipped_bytes, data: ChunkData::Owned(buf), too_large, skipped_bytes };
             if tx.send(Ok(chunk)).is_err() {
                 return Ok(());
             }
@@ -273,23 +294,16 @@ fn read_lines(
 /// Reads into `buf` until it holds `target` bytes or the input ends;
 /// returns true at end of input.
 fn fill(reader: &mut impl Read, buf: &mut Vec<u8>, target: usize) -> io::Result<bool> {
-    while buf.len() < target {
-        let old = buf.len();
-        buf.resize(target, 0);
-        match reader.read(&mut buf[old..]) {
-            Ok(0) => {
-                buf.truncate(old);
-                return Ok(true);
-            }
-            Ok(n) => buf.truncate(old + n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
-            Err(e) => {
-                buf.truncate(old);
-                return Err(e);
-            }
-        }
+    let want = target.saturating_sub(buf.len());
+    if want == 0 {
+        return Ok(false);
     }
-    Ok(false)
+    // `take` + `read_to_end` reads into spare capacity without zeroing it
+    // first (a pipe gives 64 KiB per read; zeroing the rest of a 4 MiB
+    // buffer before each read cost more than the reads).
+    buf.reserve(want);
+    let got = reader.take(want as u64).read_to_end(buf)?;
+    Ok(got < want)
 }
 
 /// Discards input up to and including the next line feed; what follows it

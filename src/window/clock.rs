@@ -136,11 +136,14 @@ impl Clock {
         let mut times: Vec<Secs> = held.iter().map(|e| e.ts).collect();
         let mid = times.len() / 2;
         let median = *times.select_nth_unstable(mid).1;
+        // Re-anchoring after a jump: frames far behind the new time are
+        // still far ahead of the old one, so quarantined, not too late.
+        let jumped = self.max_ts.is_some();
         for ev in held {
             if ev.ts > median + self.quarantine {
                 out(ev, Decision::Quarantine);
             } else if ev.ts < median - self.quarantine {
-                out(ev, if self.max_ts.is_some() { Decision::Quarantine } else { Decision::BeforeStart });
+                out(ev, if jumped { Decision::Quarantine } else { Decision::BeforeStart });
             } else {
                 let max_ts = self.max_ts.map_or(ev.ts, |m| m.max(ev.ts));
                 self.max_ts = Some(max_ts);
@@ -169,6 +172,16 @@ mod tests {
     }
 
     const T: Secs = 1_468_244_384;
+
+    #[test]
+    fn a_far_behind_frame_late_in_the_warm_up_is_too_late() {
+        let mut clock = Clock::new(5, 3600);
+        let mut times: Vec<Secs> = (0..40).map(|i| T + i).collect();
+        times.insert(5, 394_502_563);
+        let out = run(&mut clock, &times);
+        assert_eq!(out[5].1, Decision::BeforeStart);
+        assert_eq!(out.iter().filter(|(_, d)| *d == Decision::Quarantine).count(), 0);
+    }
 
     #[test]
     fn ordered_frames_are_admitted_with_a_rising_watermark() {

@@ -11,8 +11,35 @@ fn ws() -> impl Strategy<Value = &'static str> {
 /// (when `surrogates`) lone surrogate escapes.
 fn string_body(surrogates: bool) -> impl Strategy<Value = String> {
     let mut pieces = vec![
-        "a", "uid", "ts", "example", " ", "/", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\n", "\\r", "\\t",
-        "\\u0041", "\\u00e9", "\\u4e2d", "\\ud83d\\ude00", "é", "Ветер", "😀", "0", "1468244384", ":", ",", "{", "}", "[", "]",
+        "a",
+        "uid",
+        "ts",
+        "example",
+        " ",
+        "/",
+        "\\\"",
+        "\\\\",
+        "\\/",
+        "\\b",
+        "\\f",
+        "\\n",
+        "\\r",
+        "\\t",
+        "\\u0041",
+        "\\u00e9",
+        "\\u4e2d",
+        "\\ud83d\\ude00",
+        "é",
+        "Ветер",
+        "😀",
+        "0",
+        "1468244384",
+        ":",
+        ",",
+        "{",
+        "}",
+        "[",
+        "]",
     ];
     if surrogates {
         pieces.extend(["\\ud800", "\\udfff", "\\ud800\\u0041"]);
