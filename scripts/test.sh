@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test suite: unit, property and end-to-end tests for every parser
+# feature. This is the README's test command and what .ci/run calls.
+#
+# Usage: scripts/test.sh [extra cargo test args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo test --all-features "$@"
