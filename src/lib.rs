@@ -1,11 +1,11 @@
 //! kuniq: exact unique users per minute of event time.
-pub mod generator;
-pub mod frame;
+pub mod cli;
 pub mod count;
-pub mod window;
+pub mod frame;
+pub mod generator;
 pub mod pipeline;
+pub mod progress;
 pub mod sink;
 pub mod source;
 pub mod stats;
-pub mod cli;
-pub mod progress;
+pub mod window;

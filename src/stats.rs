@@ -122,10 +122,6 @@ impl fmt::Display for Summary {
             write!(f, " ({})", reasons.join(", "))?;
         }
         writeln!(f)?;
-        write!(
-            f,
-            "  records {} ({} revisions), windows finalized {}",
-            e.emissions, e.revisions, e.windows_finalized
-        )
+        write!(f, "  records {} ({} revisions), windows finalized {}", e.emissions, e.revisions, e.windows_finalized)
     }
 }

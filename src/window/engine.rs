@@ -374,9 +374,10 @@ impl Engine {
     /// Recomputes the global watermark and completes the stages it reached.
     pub fn advance(&mut self) {
         let active = self.streams.iter().filter(|s| !s.idle);
-        let Some(wm) = active.map(|s| s.clock.watermark()).try_fold(None::<Secs>, |acc, w| {
-            w.map(|w| Some(acc.map_or(w, |a: Secs| a.min(w))))
-        }) else {
+        let Some(wm) = active
+            .map(|s| s.clock.watermark())
+            .try_fold(None::<Secs>, |acc, w| w.map(|w| Some(acc.map_or(w, |a: Secs| a.min(w)))))
+        else {
             // A stream still warming up holds the watermark.
             return;
         };

@@ -67,7 +67,12 @@ fn sorted(mut records: Vec<Emission>) -> Vec<Emission> {
 
 /// Runs the engine over `streams` (each a list of (ts, uid)), feeding them
 /// interleaved by `order` (stream numbers) in batches of `batch`.
-fn run(cfg: &EngineConfig, streams: &[Vec<(Secs, u64)>], order: &[usize], batch: usize) -> (Vec<Emission>, EngineStats) {
+fn run(
+    cfg: &EngineConfig,
+    streams: &[Vec<(Secs, u64)>],
+    order: &[usize],
+    batch: usize,
+) -> (Vec<Emission>, EngineStats) {
     let mut engine = Engine::new(cfg.clone(), streams.len());
     let mut next = vec![0usize; streams.len()];
     let mut pending: Vec<Vec<Event>> = vec![Vec::new(); streams.len()];
@@ -180,7 +185,8 @@ fn a_minute_closes_once_the_watermark_passes_its_end() {
     let cfg = config(5, 60, 5, vec![WindowKind::Minute]);
     let mut engine = Engine::new(cfg, 1);
     let minute = WindowKind::Minute.start(T0);
-    let events: Vec<Event> = (0..20).map(|i| Event { ts: minute + 50 + i / 4, hash: i as u64, offset: i as u64 }).collect();
+    let events: Vec<Event> =
+        (0..20).map(|i| Event { ts: minute + 50 + i / 4, hash: i as u64, offset: i as u64 }).collect();
     engine.observe_batch(0, &events);
     assert!(engine.emissions().is_empty(), "watermark {:?} has not reached the end", engine.watermark());
     // ts = end + 4: watermark end - 1, still open.
@@ -190,12 +196,18 @@ fn a_minute_closes_once_the_watermark_passes_its_end() {
     engine.observe_batch(0, &[Event { ts: minute + 65, hash: 101, offset: 21 }]);
     let out: Vec<Emission> = std::mem::take(engine.emissions());
     assert_eq!(out.len(), 1);
-    assert_eq!((out[0].start, out[0].end, out[0].unique_users, out[0].frames, out[0].revision), (minute, minute + 60, 20, 20, 0));
+    assert_eq!(
+        (out[0].start, out[0].end, out[0].unique_users, out[0].frames, out[0].revision),
+        (minute, minute + 60, 20, 20, 0)
+    );
     let mut json = Vec::new();
     out[0].write_json(&mut json);
     assert_eq!(
         String::from_utf8(json).unwrap(),
-        format!(r#"{{"window":"minute","start":{minute},"end":{},"unique_users":20,"frames":20,"revision":0,"estimator":"exact"}}"#, minute + 60)
+        format!(
+            r#"{{"window":"minute","start":{minute},"end":{},"unique_users":20,"frames":20,"revision":0,"estimator":"exact"}}"#,
+            minute + 60
+        )
     );
     assert_eq!(out[0].key(), format!("minute:{minute}"));
 }
@@ -204,7 +216,8 @@ fn a_minute_closes_once_the_watermark_passes_its_end() {
 fn quarantined_frames_do_not_move_the_watermark_or_count() {
     let cfg = config(5, 60, 5, vec![WindowKind::Minute]);
     let mut engine = Engine::new(cfg, 1);
-    let mut events: Vec<Event> = (0..100).map(|i| Event { ts: T0 + i / 10, hash: i as u64, offset: i as u64 }).collect();
+    let mut events: Vec<Event> =
+        (0..100).map(|i| Event { ts: T0 + i / 10, hash: i as u64, offset: i as u64 }).collect();
     events.insert(50, Event { ts: T0 + 10_000_000, hash: 9999, offset: 1000 });
     engine.observe_batch(0, &events);
     engine.flush();
