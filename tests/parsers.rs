@@ -91,6 +91,24 @@ proptest! {
         }
     }
 
+    /// Valid and invalid UTF-8 in strings, across block boundaries: the
+    /// scanner checks two-byte sequences itself and leaves the rest to a
+    /// full validator.
+    #[test]
+    fn utf8_in_strings_matches_the_oracle(
+        bytes in prop::collection::vec(prop::sample::select(vec![
+            b'a', b'a', 0xC2, 0xDF, 0xD0, 0xD1, 0x80, 0x90, 0xBF, 0xC0, 0xC1, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF, 0xA0, 0x9F,
+        ]), 0..160),
+        pad in 0usize..64,
+        in_uid in any::<bool>(),
+    ) {
+        let mut frame = format!("{{\"pad\":\"{}\",", "x".repeat(pad)).into_bytes();
+        frame.extend_from_slice(if in_uid { b"\"uid\":\"u" } else { b"\"uid\":\"u\",\"note\":\"" });
+        frame.extend_from_slice(&bytes);
+        frame.extend_from_slice(b"\",\"ts\":1468244384}");
+        check(&mut parsers(), &frame)?;
+    }
+
     #[test]
     fn frames_split_across_blocks_match_the_oracle(pad in 0usize..130, frame in common::frames::frame()) {
         // Shift every token across 64-byte block boundaries.

@@ -35,6 +35,12 @@ impl Classify for Portable {
             if b == b'\n' {
                 raw.lf |= bit;
             }
+            if (0xC2..=0xDF).contains(&b) {
+                raw.lead2 |= bit;
+            }
+            if (0x80..=0xBF).contains(&b) {
+                raw.cont |= bit;
+            }
             if b >= 0x80 {
                 raw.non_ascii |= bit;
             }

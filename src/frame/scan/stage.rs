@@ -31,6 +31,10 @@ pub(crate) struct Raw {
     pub non_ascii: u64,
     /// Line feed: where a line ends, when scanning lines.
     pub lf: u64,
+    /// Lead bytes of two-byte UTF-8 sequences (0xC2 to 0xDF).
+    pub lead2: u64,
+    /// UTF-8 continuation bytes (0x80 to 0xBF).
+    pub cont: u64,
     /// `u` or `t`: first letters of the keys kuniq looks for.
     pub ut: u64,
 }
@@ -98,9 +102,10 @@ pub(crate) struct Stage {
     pub ts_key: usize,
     /// Number of top-level `ts` keys.
     pub ts_count: u32,
-    /// Bytes that must be valid UTF-8: from the first block with a byte of
-    /// 0x80 or above to the end of the last one (empty for ASCII frames).
-    /// Bytes outside are ASCII, so no multi-byte sequence crosses its ends.
+    /// Bytes a full UTF-8 validator must check: empty when the frame is
+    /// ASCII and two-byte sequences only (checked by the scan), else from
+    /// the first block with a byte of 0x80 or above to the end of the last
+    /// one. Bytes outside are ASCII: no multi-byte sequence crosses its ends.
     pub utf8: std::ops::Range<usize>,
 }
 
@@ -284,6 +289,7 @@ struct LexCarry {
     escaped: u64,
     in_string: u64,
     scalar: u64,
+    lead2: u64,
 }
 
 /// Lexing pass over one block: escapes, strings, byte-level errors.
@@ -297,6 +303,7 @@ unsafe fn lex<C: Classify, const LINE: bool>(
     err: &mut u64,
     undecided: &mut bool,
     non_ascii: &mut u64,
+    utf8_hard: &mut u64,
     line_end: &mut Option<u32>,
 ) -> Lexed {
     // SAFETY: forwarded from this function's contract.
@@ -317,12 +324,21 @@ unsafe fn lex<C: Classify, const LINE: bool>(
             &mut raw.comma,
             &mut raw.non_ascii,
             &mut raw.ut,
+            &mut raw.lead2,
+            &mut raw.cont,
         ] {
             *mask &= keep;
         }
         raw.ws |= !keep;
     }
     *non_ascii = raw.non_ascii;
+    // UTF-8 made only of ASCII and two-byte sequences (Latin, Greek,
+    // Cyrillic, Hebrew, Arabic...) is checked here: every lead byte is
+    // followed by exactly one continuation byte. Anything else (longer
+    // sequences, invalid bytes) is left to a full validator.
+    let expected_cont = (raw.lead2 << 1) | carry.lead2;
+    carry.lead2 = raw.lead2 >> 63;
+    *utf8_hard |= (raw.cont ^ expected_cont) | (raw.non_ascii & !(raw.lead2 | raw.cont));
     let mut escaped = 0;
     if raw.backslash | carry.escaped != 0 {
         escaped = escaped_bytes(raw.backslash, &mut carry.escaped);
@@ -402,6 +418,7 @@ unsafe fn scan<C: Classify, const LINE: bool>(stage: &mut Stage, data: &[u8]) ->
     let mut undecided = false;
     let mut non_ascii = 0u64;
     let (mut utf8_from, mut utf8_to) = (usize::MAX, 0);
+    let mut utf8_hard = 0u64;
     let mut keys = Keys::default();
 
     let (blocks, rest) = data.as_chunks::<64>();
@@ -424,7 +441,15 @@ unsafe fn scan<C: Classify, const LINE: bool>(stage: &mut Stage, data: &[u8]) ->
             };
             // SAFETY: forwarded from this function's contract.
             lexed[j] = unsafe {
-                lex::<C, LINE>(block, &mut lex_carry, &mut err, &mut undecided, &mut non_ascii, &mut line_end)
+                lex::<C, LINE>(
+                    block,
+                    &mut lex_carry,
+                    &mut err,
+                    &mut undecided,
+                    &mut non_ascii,
+                    &mut utf8_hard,
+                    &mut line_end,
+                )
             };
             if non_ascii != 0 {
                 utf8_from = utf8_from.min((first + j) * 64);
@@ -456,7 +481,7 @@ unsafe fn scan<C: Classify, const LINE: bool>(stage: &mut Stage, data: &[u8]) ->
         | carry.key_fill
         | lex_carry.escaped
         | lex_carry.in_string;
-    if utf8_from < utf8_to {
+    if (utf8_hard | lex_carry.lead2) != 0 && utf8_from < utf8_to {
         stage.utf8 = utf8_from..utf8_to.min(len);
     }
     if err != 0 || pending != 0 || !depth.ended {
@@ -687,13 +712,25 @@ fn scalar_ok(frame: &[u8], at: usize) -> bool {
     }
 }
 
-/// Fast path of [`scalar_ok`] for the most common scalars, an integer of
-/// up to 15 digits or a decimal with up to 7 fraction digits, followed
+/// Fast path of [`scalar_ok`] for the most common scalars, a literal, an
+/// integer of up to 15 digits or a decimal with up to 7 fraction digits, followed
 /// directly by `,`, `}` or `]`: eight bytes at a time (SWAR). None when the
 /// scalar is anything else.
 #[inline(always)]
 fn short_integer_ok(frame: &[u8], at: usize) -> Option<bool> {
-    let at = at + usize::from(*frame.get(at)? == b'-');
+    let first = *frame.get(at)?;
+    if first >= b'a' {
+        // `true`, `false`, `null`, then a closing token.
+        let word: &[u8; 6] = frame.get(at..at + 6)?.try_into().ok()?;
+        let end = match word {
+            [b't', b'r', b'u', b'e', ..] => 4,
+            [b'f', b'a', b'l', b's', b'e', _] => 5,
+            [b'n', b'u', b'l', b'l', ..] => 4,
+            _ => return None,
+        };
+        return matches!(word[end], b',' | b'}' | b']').then_some(true);
+    }
+    let at = at + usize::from(first == b'-');
     let bytes: &[u8; 16] = frame.get(at..at + 16)?.try_into().ok()?;
     let lo = u64::from_le_bytes(bytes[..8].try_into().ok()?);
     let hi = u64::from_le_bytes(bytes[8..].try_into().ok()?);
@@ -755,7 +792,7 @@ mod tests {
         /// number-like bytes, at every distance from the end of the frame.
         #[test]
         fn integer_fast_path_agrees(
-            body in prop::collection::vec(prop::sample::select(b"0123456789-+.eE,}] x".to_vec()), 0..30),
+            body in prop::collection::vec(prop::sample::select(b"0123456789-+.eE,}] xtruefalsn".to_vec()), 0..30),
             tail in prop::collection::vec(prop::sample::select(b"0123456789,}] ".to_vec()), 0..20),
         ) {
             let mut frame = body.clone();
@@ -786,6 +823,12 @@ mod tests {
             (b"1.12345678,aaaaaaaaaaaaa", true),
             (b"1.5e3,aaaaaaaaaaaaaaaaaa", true),
             (b"1.5 ,aaaaaaaaaaaaaaaaaaa", true),
+            (b"true,", true),
+            (b"false}", true),
+            (b"null]aaaaa", true),
+            (b"nul]aaaaaa", false),
+            (b"truex,aaaa", false),
+            (b"true ,aaaa", true),
         ] {
             assert_eq!(scalar_ok(frame, 0), ok, "{}", String::from_utf8_lossy(frame));
         }

@@ -64,6 +64,20 @@ fn eq(lo: __m256i, hi: __m256i, byte: u8) -> u64 {
     mask(_mm256_cmpeq_epi8(lo, c)) | (mask(_mm256_cmpeq_epi8(hi, c)) << 32)
 }
 
+/// Bytes `b` with `from <= b < from + count` (unsigned).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn below(lo: __m256i, hi: __m256i, from: u8, count: u8) -> u64 {
+    let shift = _mm256_set1_epi8(from as i8);
+    let last = _mm256_set1_epi8((count - 1) as i8);
+    // b - from <= count - 1, unsigned: min(x, last) == x.
+    let inside = |v: __m256i| {
+        let x = _mm256_sub_epi8(v, shift);
+        mask(_mm256_cmpeq_epi8(_mm256_min_epu8(x, last), x))
+    };
+    inside(lo) | (inside(hi) << 32)
+}
+
 #[target_feature(enable = "avx2")]
 #[inline]
 fn load(block: &[u8; 64]) -> (__m256i, __m256i) {
@@ -106,6 +120,8 @@ fn classify(block: &[u8; 64]) -> Raw {
         comma: opaque(eq(lo, hi, b',')),
         non_ascii: opaque(mask(lo) | (mask(hi) << 32)),
         lf: opaque(eq(lo, hi, b'\n')),
+        lead2: opaque(below(lo, hi, 0xC2, 0x1E)),
+        cont: opaque(below(lo, hi, 0x80, 0x40)),
         ut: opaque(ut),
     }
 }

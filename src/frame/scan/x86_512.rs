@@ -72,6 +72,8 @@ fn classify(block: &[u8; 64]) -> Raw {
         comma: eq(b','),
         non_ascii: _mm512_movepi8_mask(v),
         lf: eq(b'\n'),
+        lead2: _mm512_cmplt_epu8_mask(_mm512_sub_epi8(v, _mm512_set1_epi8(0xC2_u8 as i8)), _mm512_set1_epi8(0x1E)),
+        cont: _mm512_cmplt_epu8_mask(_mm512_sub_epi8(v, _mm512_set1_epi8(0x80_u8 as i8)), _mm512_set1_epi8(0x40)),
         ut: eq20(b'u') | eq20(b't'),
     }
 }
