@@ -4,7 +4,7 @@
 //! does), 1 runtime error, 2 usage error.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -86,8 +86,10 @@ fn gen_frames(args: &GenArgs) -> Result<()> {
     let cfg = args.config().map_err(UsageError)?;
     let started = std::time::Instant::now();
     let show = args.progress == ProgressMode::Auto;
+    // A live line on a terminal; in logs, only the final line.
+    let live = show && io::stderr().is_terminal();
     let progress = |done: u64| {
-        if show && started.elapsed() > kuniq::progress::QUIET_START {
+        if live && started.elapsed() > kuniq::progress::QUIET_START {
             eprint!("\rkuniq gen: {done} of {} frames", cfg.count);
         }
     };
