@@ -30,6 +30,8 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once per run: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Count unique users per window from a file, a .gz file or stdin.
     ///
@@ -39,6 +41,9 @@ pub enum Command {
     Count(CountArgs),
     /// Generate challenge-style frames (deterministic for a seed).
     Gen(GenArgs),
+    /// Load frames (one per line) from a file, a .gz file or stdin into a
+    /// Kafka topic, round-robin over its partitions.
+    Produce(ProduceArgs),
 }
 
 /// When to show progress on stderr.
@@ -61,12 +66,62 @@ pub enum SummaryFormat {
     None,
 }
 
+/// Kafka flags of `kuniq count` (kcat-like).
+#[derive(Debug, Args, Clone)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap brokers, host:port[,host:port...]: read frames from Kafka.
+    #[arg(short = 'b', long, value_name = "BROKERS", env = "KUNIQ_BROKERS", requires = "topic")]
+    pub brokers: Option<String>,
+
+    /// Topic to read frames from.
+    #[arg(short = 't', long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+
+    /// Consumer group: partitions are shared with other members and offsets
+    /// are committed for the group.
+    #[arg(short = 'G', long, value_name = "GROUP", default_value = "kuniq")]
+    pub group: String,
+
+    /// Output topic: one record per emission, keyed by window
+    /// (e.g. minute:1468244400). Without it, records go to stdout.
+    #[arg(short = 'o', long = "output-topic", value_name = "TOPIC")]
+    pub output_topic: Option<String>,
+
+    /// librdkafka property for consumer and producer, as kcat's -X
+    /// (repeatable), e.g. -X fetch.wait.max.ms=10 -X compression.codec=lz4.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+
+    /// Where to start in partitions without a committed offset for the group:
+    /// beginning or end; `stored` requires a committed offset.
+    #[arg(long, value_name = "WHERE", default_value = "stored")]
+    pub offset: String,
+
+    /// Exit at the end: once every assigned partition is read to its end,
+    /// emit all open windows, commit, and exit 0 (as kcat -e).
+    #[arg(short = 'e', long = "exit-at-end")]
+    pub exit_at_end: bool,
+
+    /// A caught-up partition with no records for this long stops holding the
+    /// watermark back; when all are idle the watermark follows the wall clock.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub idle_timeout: String,
+
+    /// Messages taken from a partition queue per poll.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub batch_size: usize,
+}
+
 /// Flags of `kuniq count`.
 #[derive(Debug, Args)]
 pub struct CountArgs {
     /// Input file: JSON lines, plain or gzip (detected by content); `-` for stdin.
-    #[arg(short, long, value_name = "PATH")]
-    pub input: String,
+    /// Give this or -b/-t (Kafka).
+    #[arg(short, long, value_name = "PATH", required_unless_present = "brokers", conflicts_with = "brokers")]
+    pub input: Option<String>,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 
     /// Frame parser: scan (SIMD, default), sonic (sonic-rs) or serde (serde_json).
     /// Which ones exist depends on the build's features.
@@ -118,6 +173,35 @@ pub struct CountArgs {
     pub summary: SummaryFormat,
 }
 
+impl KafkaArgs {
+    /// Validates the Kafka flags; None when reading a file.
+    pub fn plan(&self) -> Result<Option<crate::kafka::source::KafkaPlan>, String> {
+        let Some(brokers) = &self.brokers else {
+            return Ok(None);
+        };
+        let topic = self.topic.clone().ok_or("-t/--topic is required with -b/--brokers")?;
+        let idle_timeout = parse_secs("--idle-timeout", &self.idle_timeout)?;
+        if self.batch_size == 0 {
+            return Err("--batch-size must be at least 1".into());
+        }
+        for pair in &self.properties {
+            if !pair.contains('=') {
+                return Err(format!("-X expects key=value (a librdkafka property), not '{pair}'"));
+            }
+        }
+        Ok(Some(crate::kafka::source::KafkaPlan {
+            brokers: brokers.clone(),
+            topic,
+            group: self.group.clone(),
+            properties: self.properties.clone(),
+            start: crate::kafka::source::StartAt::from_name(&self.offset)?,
+            exit_at_end: self.exit_at_end,
+            idle_timeout: std::time::Duration::from_secs(idle_timeout),
+            batch_size: self.batch_size,
+        }))
+    }
+}
+
 impl CountArgs {
     /// Validates the flags into a plan.
     pub fn plan(&self) -> Result<CountPlan, String> {
@@ -159,6 +243,31 @@ impl CountArgs {
             max_frame_bytes: usize::try_from(max_frame_bytes).unwrap_or(usize::MAX),
         })
     }
+}
+
+/// Flags of `kuniq produce`.
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Kafka bootstrap brokers, host:port[,host:port...].
+    #[arg(short = 'b', long, value_name = "BROKERS", env = "KUNIQ_BROKERS")]
+    pub brokers: String,
+
+    /// Topic to produce to (it must exist).
+    #[arg(short = 't', long, value_name = "TOPIC")]
+    pub topic: String,
+
+    /// Input: JSON lines, plain or gzip; `-` for stdin.
+    #[arg(short, long, value_name = "PATH", default_value = "-")]
+    pub input: String,
+
+    /// librdkafka producer property, as kcat's -X (repeatable),
+    /// e.g. -X compression.codec=lz4 -X linger.ms=20.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+
+    /// Progress on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
 }
 
 /// Flags of `kuniq gen`, the same as the challenge's official generator's.

@@ -3,6 +3,7 @@ pub mod cli;
 pub mod count;
 pub mod frame;
 pub mod generator;
+pub mod kafka;
 pub mod pipeline;
 pub mod progress;
 pub mod sink;

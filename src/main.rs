@@ -9,7 +9,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use kuniq::cli::{Cli, Command, CountArgs, GenArgs, ProgressMode, SummaryFormat};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kuniq::cli::{Cli, Command, CountArgs, GenArgs, ProduceArgs, ProgressMode, SummaryFormat};
+use kuniq::kafka::{self, sink::KafkaSink, source::KafkaPlan};
 use kuniq::pipeline::{self, PipelineError};
 use kuniq::progress::Reporter;
 use kuniq::sink::LineSink;
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Count(args) => count(&args),
         Command::Gen(args) => gen_frames(&args),
+        Command::Produce(args) => produce(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -63,22 +67,86 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn count(args: &CountArgs) -> Result<()> {
     let plan = args.plan().map_err(UsageError)?;
-    let source = FileSource::open(&args.input, DEFAULT_SEGMENT_BYTES, plan.max_frame_bytes).with_context(|| {
-        format!("cannot read input '{}' (give a JSON-lines file, a .gz file, or - for stdin)", args.input)
-    })?;
+    if let Some(kafka) = args.kafka.plan().map_err(UsageError)? {
+        return count_kafka(args, &plan, &kafka);
+    }
+    let input = args.input.as_deref().unwrap_or("-");
+    let source = FileSource::open(input, DEFAULT_SEGMENT_BYTES, plan.max_frame_bytes)
+        .with_context(|| format!("cannot read input '{input}' (give a JSON-lines file, a .gz file, or - for stdin)"))?;
     let mut sink = LineSink::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()));
     let mut reporter = Reporter::new(args.progress == ProgressMode::Auto, source.total_bytes());
     let summary = pipeline::count_file(&plan, &source, &mut sink, |p| reporter.update(p));
     reporter.finish();
     let summary = match summary {
-        Err(PipelineError::Input(e)) => return Err(anyhow::Error::new(e).context(format!("reading '{}'", args.input))),
+        Err(PipelineError::Input(e)) => return Err(anyhow::Error::new(e).context(format!("reading '{input}'"))),
         other => other?,
     };
-    match args.summary {
+    print_summary(args.summary, &summary);
+    Ok(())
+}
+
+fn print_summary(format: SummaryFormat, summary: &kuniq::stats::Summary) {
+    match format {
         SummaryFormat::Text => eprintln!("{summary}"),
         SummaryFormat::Json => eprintln!("{}", summary.to_json()),
         SummaryFormat::None => {}
     }
+}
+
+fn count_kafka(args: &CountArgs, plan: &pipeline::CountPlan, kafka: &KafkaPlan) -> Result<()> {
+    // SIGINT/SIGTERM: stop reading, emit what is open, flush, commit.
+    static STOP: AtomicBool = AtomicBool::new(false);
+    ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed)).context("installing the signal handler")?;
+    let mut reporter = Reporter::new(args.progress == ProgressMode::Auto, None);
+    let summary = match &args.kafka.output_topic {
+        Some(topic) => {
+            let config = kafka::client_config(
+                &kafka.brokers,
+                &[("linger.ms", "5")],
+                &kafka::properties_for(&kafka.properties, false),
+            )
+            .map_err(UsageError)?;
+            let mut sink = KafkaSink::new(&config, topic).map_err(anyhow::Error::msg)?;
+            kafka::source::count_kafka(plan, kafka, &mut sink, &STOP, |p| reporter.update(p))
+        }
+        None => {
+            let mut sink = LineSink::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()));
+            kafka::source::count_kafka(plan, kafka, &mut sink, &STOP, |p| reporter.update(p))
+        }
+    };
+    reporter.finish();
+    let summary = summary.with_context(|| format!("reading topic '{}' from {}", kafka.topic, kafka.brokers))?;
+    print_summary(args.summary, &summary);
+    Ok(())
+}
+
+fn produce(args: &ProduceArgs) -> Result<()> {
+    let config =
+        kafka::client_config(&args.brokers, &[("linger.ms", "20"), ("batch.num.messages", "10000")], &args.properties)
+            .map_err(UsageError)?;
+    let source = FileSource::open(&args.input, DEFAULT_SEGMENT_BYTES, usize::MAX).with_context(|| {
+        format!("cannot read input '{}' (give a JSON-lines file, a .gz file, or - for stdin)", args.input)
+    })?;
+    let live = args.progress == ProgressMode::Auto && io::stderr().is_terminal();
+    let summary = kafka::produce::produce(&config, &args.topic, &source, |records, bytes| {
+        if live {
+            eprint!("\rkuniq produce: {records} records, {:.1} MB", bytes as f64 / 1e6);
+        }
+    })
+    .map_err(anyhow::Error::msg)?;
+    if live {
+        eprintln!();
+    }
+    let secs = summary.elapsed.as_secs_f64().max(1e-9);
+    eprintln!(
+        "kuniq produce: {} records ({:.1} MB) to '{}' ({} partitions) in {:.2} s: {:.0} records/s",
+        summary.records,
+        summary.bytes as f64 / 1e6,
+        args.topic,
+        summary.partitions,
+        secs,
+        summary.records as f64 / secs
+    );
     Ok(())
 }
 

@@ -385,6 +385,26 @@ impl Engine {
             // Every stream is idle: nothing moves the watermark.
             return;
         };
+        self.raise(wm);
+    }
+
+    /// Highest stream watermark (`max ts - lateness` of the stream that is
+    /// furthest ahead), once any stream has one.
+    pub fn leading_watermark(&self) -> Option<Secs> {
+        self.streams.iter().filter_map(|s| s.clock.watermark()).max()
+    }
+
+    /// When every stream is idle, moves the global watermark to `wm` (if it
+    /// is later): a quiet input's last windows still close, as the wall
+    /// clock runs on. Does nothing while any stream is active.
+    pub fn advance_quiet(&mut self, wm: Secs) {
+        if self.streams.iter().all(|s| s.idle) {
+            self.raise(wm);
+        }
+    }
+
+    /// Moves the global watermark to `wm` and completes what it reached.
+    fn raise(&mut self, wm: Secs) {
         if self.watermark.is_some_and(|g| wm <= g) {
             return;
         }

@@ -1,0 +1,97 @@
+//! `kuniq produce`: loads frames (one per line) from a file, a `.gz` file or
+//! stdin into a topic, the role kafka-console-producer plays elsewhere.
+//!
+//! Lines go to partitions round-robin (line `i` to partition `i % P`), so
+//! the same input always lands the same way: tests and benchmarks can
+//! replay it and predict each partition's order.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::client::Client;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+use super::sink::DeliveryWatch;
+use crate::source::file::FileSource;
+
+/// What a produce run did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProduceSummary {
+    /// Records produced (and acknowledged).
+    pub records: u64,
+    /// Payload bytes.
+    pub bytes: u64,
+    /// Partitions of the topic.
+    pub partitions: i32,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Produces every non-empty line of `source` to `topic`. `progress` is
+/// called now and then with the records sent so far.
+pub fn produce(
+    config: &ClientConfig,
+    topic: &str,
+    source: &FileSource,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<ProduceSummary, String> {
+    let started = Instant::now();
+    let producer: BaseProducer<DeliveryWatch> = config
+        .create_with_context(DeliveryWatch::default())
+        .map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
+    let partitions = partition_count(producer.client(), topic)?;
+    let mut sent = 0u64;
+    let mut bytes = 0u64;
+    let mut next_progress = Instant::now() + Duration::from_millis(500);
+    while let Some(chunk) = source.next_chunk() {
+        let chunk = chunk.map_err(|e| format!("reading {}: {e}", source.name()))?;
+        for line in chunk.data.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                continue;
+            }
+            let partition = (sent % partitions as u64) as i32;
+            let mut record = BaseRecord::<(), [u8]>::to(topic).payload(line).partition(partition);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((e, back)) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) => {
+                        producer.poll(Duration::from_millis(5));
+                        record = back;
+                    }
+                    Err((e, _)) => return Err(format!("producing to '{topic}': {e}")),
+                }
+            }
+            sent += 1;
+            bytes += line.len() as u64;
+            if sent.is_multiple_of(1024) {
+                producer.poll(Duration::ZERO);
+                if Instant::now() >= next_progress {
+                    progress(sent, bytes);
+                    next_progress = Instant::now() + Duration::from_millis(500);
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120)).map_err(|e| format!("waiting for the broker to acknowledge: {e}"))?;
+    if producer.in_flight_count() > 0 {
+        return Err(format!("{} records were not acknowledged", producer.in_flight_count()));
+    }
+    if let Some(e) = producer.context().failure() {
+        return Err(format!("records were not delivered to '{topic}': {e}"));
+    }
+    progress(sent, bytes);
+    Ok(ProduceSummary { records: sent, bytes, partitions, elapsed: started.elapsed() })
+}
+
+/// Partitions of `topic`, from the broker's metadata.
+pub fn partition_count<C: rdkafka::ClientContext>(client: &Client<C>, topic: &str) -> Result<i32, String> {
+    let metadata = client
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .map_err(|e| format!("cannot read metadata of topic '{topic}': {e}"))?;
+    let topic_meta = metadata.topics().iter().find(|t| t.name() == topic);
+    match topic_meta {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
+        _ => Err(format!("topic '{topic}' does not exist (create it first, e.g. scripts/broker.sh topic {topic} 4)")),
+    }
+}
