@@ -1,0 +1,211 @@
+//! End-to-end tests against a real Kafka-protocol broker (tansu, started by
+//! the harness on a free port; a test fails if it cannot start): generate
+//! frames, `kuniq produce` them to a 4-partition topic, `kuniq count` them
+//! from Kafka, and check every minute's last revision against the oracle.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::broker::Broker;
+use common::oracle::count_per_minute;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use tempfile::TempDir;
+
+const KUNIQ: &str = env!("CARGO_BIN_EXE_kuniq");
+
+fn kuniq(args: &[&str]) -> Output {
+    let out = Command::new(KUNIQ).args(args).stdin(Stdio::null()).output().expect("running kuniq");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "kuniq {args:?} panicked:\n{stderr}");
+    assert!(out.status.success(), "kuniq {args:?} failed ({}):\n{stderr}", out.status);
+    out
+}
+
+fn generate(dir: &TempDir, args: &[&str]) -> PathBuf {
+    let path = dir.path().join("frames.jsonl");
+    let mut all = vec!["gen", "-o", path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    kuniq(&all);
+    path
+}
+
+fn produce(broker: &Broker, topic: &str, path: &Path) {
+    kuniq(&["produce", "-b", &broker.addr, "-t", topic, "-i", path.to_str().unwrap(), "--progress", "never"]);
+}
+
+/// Last revision of every minute: start -> (unique_users, frames).
+fn last_revisions(stdout: &[u8]) -> BTreeMap<u64, (usize, u64)> {
+    let mut last: BTreeMap<u64, (u64, usize, u64)> = BTreeMap::new();
+    for line in stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let v: serde_json::Value = serde_json::from_slice(line).expect("a JSON record");
+        let start = v["start"].as_u64().unwrap();
+        let revision = v["revision"].as_u64().unwrap();
+        let value = (revision, v["unique_users"].as_u64().unwrap() as usize, v["frames"].as_u64().unwrap());
+        let entry = last.entry(start).or_insert(value);
+        assert!(revision >= entry.0, "revisions of minute {start} out of order");
+        *entry = value;
+    }
+    last.into_iter().map(|(m, (_, users, frames))| (m, (users, frames))).collect()
+}
+
+fn oracle_counts(path: &Path) -> BTreeMap<u64, (usize, u64)> {
+    let bytes = std::fs::read(path).unwrap();
+    let lines: Vec<&[u8]> =
+        bytes.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).filter(|l| !l.is_empty()).collect();
+    count_per_minute(lines)
+}
+
+fn count_from_kafka(broker: &Broker, topic: &str, group: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "count",
+        "-b",
+        &broker.addr,
+        "-t",
+        topic,
+        "-G",
+        group,
+        "--offset",
+        "beginning",
+        "-e",
+        "--progress",
+        "never",
+        "--summary",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    kuniq(&args)
+}
+
+/// Every frame is within the allowed lateness (delays up to 40 s, allowed
+/// 60 s), so the last revision of each minute counts all of its frames.
+fn check_topic_counts(gen_args: &[&str], extra: &[&str]) {
+    let broker = Broker::start();
+    broker.create_topic("frames", 4);
+    let dir = TempDir::new().unwrap();
+    let path = generate(&dir, gen_args);
+    produce(&broker, "frames", &path);
+    let out = count_from_kafka(&broker, "frames", "e2e", extra);
+    let expected = oracle_counts(&path);
+    assert!(expected.len() >= 2, "the test needs several minutes");
+    assert_eq!(last_revisions(&out.stdout), expected);
+}
+
+#[test]
+fn ordered_frames_from_four_partitions_match_the_oracle() {
+    check_topic_counts(&["-c", "30000", "-r", "400", "-n", "5000", "-s", "3"], &[]);
+}
+
+#[test]
+fn out_of_order_frames_from_four_partitions_match_the_oracle() {
+    check_topic_counts(
+        &["-c", "30000", "-r", "400", "-n", "5000", "-d", "40", "-p", "20", "-s", "4"],
+        &["--workers", "2"],
+    );
+}
+
+#[test]
+fn output_topic_holds_the_same_records_keyed_by_window() {
+    let broker = Broker::start();
+    broker.create_topic("frames", 4);
+    broker.create_topic("uniques", 1);
+    let dir = TempDir::new().unwrap();
+    let path = generate(&dir, &["-c", "20000", "-r", "300", "-n", "4000", "-d", "30", "-p", "10", "-s", "5"]);
+    produce(&broker, "frames", &path);
+    let stdout = count_from_kafka(&broker, "frames", "to-stdout", &[]).stdout;
+    count_from_kafka(&broker, "frames", "to-topic", &["-o", "uniques"]);
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "reader")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["uniques"]).unwrap();
+    let want: Vec<&[u8]> = stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let mut got: Vec<(String, Vec<u8>)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < want.len() && Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.expect("reading the output topic");
+            let key = String::from_utf8(message.key().unwrap_or_default().to_vec()).unwrap();
+            got.push((key, message.payload().unwrap_or_default().to_vec()));
+        }
+    }
+    assert_eq!(got.len(), want.len(), "records on the output topic");
+    for ((key, value), line) in got.iter().zip(&want) {
+        assert_eq!(value.as_slice(), *line, "output topic record differs from stdout");
+        let v: serde_json::Value = serde_json::from_slice(value).unwrap();
+        assert_eq!(key, &format!("minute:{}", v["start"]));
+    }
+}
+
+#[test]
+fn a_quiet_topic_still_gets_its_last_minute_and_stops_cleanly_on_sigterm() {
+    let broker = Broker::start();
+    broker.create_topic("frames", 4);
+    let dir = TempDir::new().unwrap();
+    let path = generate(&dir, &["-c", "3000", "-r", "100", "-n", "500", "-s", "6"]);
+    produce(&broker, "frames", &path);
+    let expected = oracle_counts(&path);
+    // No -e: kuniq keeps running; once every partition is idle (1 s), the
+    // watermark follows the wall clock and the last minute closes.
+    let mut child = Command::new(KUNIQ)
+        .args(["count", "-b", &broker.addr, "-t", "frames", "-G", "quiet", "--offset", "beginning"])
+        .args(["--idle-timeout", "1s", "--lateness", "1", "--allowed-lateness", "2", "--revision-interval", "1"])
+        .args(["--progress", "never", "--summary", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    let last_minute = *expected.keys().last().unwrap();
+    // The last minute ends at most 60 s after the last frame; allow for
+    // the idle timeout, lateness and group join on top.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !last_revisions(&out).contains_key(&last_minute) {
+        assert!(Instant::now() < deadline, "the last minute was not emitted; got:\n{}", String::from_utf8_lossy(&out));
+        if let Ok(bytes) = rx.recv_timeout(Duration::from_millis(200)) {
+            out.extend_from_slice(&bytes);
+        }
+    }
+    // SIGTERM: a clean stop, exit 0.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    while let Ok(bytes) = rx.recv_timeout(Duration::from_millis(500)) {
+        out.extend_from_slice(&bytes);
+    }
+    assert!(status.success(), "kuniq exited with {status} after SIGTERM");
+    assert_eq!(last_revisions(&out), expected);
+}
+
+#[test]
+fn a_missing_topic_is_a_clear_error() {
+    let broker = Broker::start();
+    let out = Command::new(KUNIQ)
+        .args(["count", "-b", &broker.addr, "-t", "nosuchtopic", "-e", "--progress", "never"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("nosuchtopic"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
