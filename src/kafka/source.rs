@@ -205,9 +205,9 @@ pub fn count_kafka(
         }
         drop(tx);
         let result = merge(kafka, &consumer, partitions, &rx, &mut engine, sink, stop, started, &mut progress);
+        // Workers stop; what they polled but the merge did not apply is not
+        // committed, so the next run reads it again.
         workers_stop.store(true, Ordering::Relaxed);
-        // Unblock workers waiting to send.
-        while rx.try_recv().is_ok() {}
         result
     })
     .and_then(|(input, states)| {
@@ -327,7 +327,7 @@ fn worker_loop<P: FrameParser>(
             }
             if batch.last_offset.is_some() || batch.at_end {
                 polled = true;
-                if tx.send(batch).is_err() {
+                if !send(tx, batch, stop) {
                     return;
                 }
             }
@@ -335,6 +335,24 @@ fn worker_loop<P: FrameParser>(
         if !polled {
             // Woken by a queue becoming non-empty, or to check `stop`.
             std::thread::park_timeout(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Sends a batch, waiting while the merge is behind; false once the run is
+/// stopping (the merge no longer takes batches, so waiting could hang).
+fn send(tx: &mpsc::SyncSender<Batch>, mut batch: Batch, stop: &AtomicBool) -> bool {
+    loop {
+        match tx.try_send(batch) {
+            Ok(()) => return true,
+            Err(mpsc::TrySendError::Full(back)) => {
+                if stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+                batch = back;
+                std::thread::park_timeout(Duration::from_millis(1));
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => return false,
         }
     }
 }
