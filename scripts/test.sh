@@ -6,4 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The Kafka tests start their own tansu brokers; install it once per machine
+# (skipped when present).
+scripts/broker.sh install
 cargo test --all-features "$@"

@@ -44,6 +44,9 @@ pub enum Command {
     /// Load frames (one per line) from a file, a .gz file or stdin into a
     /// Kafka topic, round-robin over its partitions.
     Produce(ProduceArgs),
+    /// Print a topic's records, one per line, from the beginning (e.g. the
+    /// output topic of `kuniq count -o`).
+    Consume(ConsumeArgs),
 }
 
 /// When to show progress on stderr.
@@ -243,6 +246,30 @@ impl CountArgs {
             max_frame_bytes: usize::try_from(max_frame_bytes).unwrap_or(usize::MAX),
         })
     }
+}
+
+/// Flags of `kuniq consume`.
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Kafka bootstrap brokers, host:port[,host:port...].
+    #[arg(short = 'b', long, value_name = "BROKERS", env = "KUNIQ_BROKERS")]
+    pub brokers: String,
+
+    /// Topic to print.
+    #[arg(short = 't', long, value_name = "TOPIC")]
+    pub topic: String,
+
+    /// Exit once every partition is read to its end.
+    #[arg(short = 'e', long = "exit-at-end")]
+    pub exit_at_end: bool,
+
+    /// Print each record's key and a tab before its value.
+    #[arg(short = 'K', long)]
+    pub keys: bool,
+
+    /// librdkafka consumer property, as kcat's -X (repeatable).
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
 }
 
 /// Flags of `kuniq produce`.

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kuniq::cli::{Cli, Command, CountArgs, GenArgs, ProduceArgs, ProgressMode, SummaryFormat};
+use kuniq::cli::{Cli, Command, ConsumeArgs, CountArgs, GenArgs, ProduceArgs, ProgressMode, SummaryFormat};
 use kuniq::kafka::{self, sink::KafkaSink, source::KafkaPlan};
 use kuniq::pipeline::{self, PipelineError};
 use kuniq::progress::Reporter;
@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Count(args) => count(&args),
         Command::Gen(args) => gen_frames(&args),
         Command::Produce(args) => produce(&args),
+        Command::Consume(args) => consume(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -117,6 +118,23 @@ fn count_kafka(args: &CountArgs, plan: &pipeline::CountPlan, kafka: &KafkaPlan) 
     reporter.finish();
     let summary = summary.with_context(|| format!("reading topic '{}' from {}", kafka.topic, kafka.brokers))?;
     print_summary(args.summary, &summary);
+    Ok(())
+}
+
+fn consume(args: &ConsumeArgs) -> Result<()> {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed)).context("installing the signal handler")?;
+    let config = kafka::client_config(
+        &args.brokers,
+        &[("fetch.wait.max.ms", kafka::DEFAULT_FETCH_WAIT_MAX_MS)],
+        &args.properties,
+    )
+    .map_err(UsageError)?;
+    let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    kafka::consume::consume(&config, &args.topic, args.keys, args.exit_at_end, &mut out, &|| {
+        STOP.load(Ordering::Relaxed)
+    })
+    .map_err(anyhow::Error::msg)?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 
 use rdkafka::ClientConfig;
 
+pub mod consume;
 pub mod produce;
 pub mod sink;
 pub mod source;

@@ -1,0 +1,74 @@
+//! `kuniq consume`: prints a topic's records (kcat -C style), for reading an
+//! output topic without other tools. It reads every partition from the
+//! beginning without joining a group and commits nothing.
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+/// Prints `topic`'s records to `out`, one per line (`key<TAB>value` with
+/// `keys`). With `exit_at_end`, returns once every partition is read to its
+/// end; otherwise runs until `stop` says so. Returns the records printed.
+pub fn consume(
+    config: &ClientConfig,
+    topic: &str,
+    keys: bool,
+    exit_at_end: bool,
+    out: &mut impl Write,
+    stop: &dyn Fn() -> bool,
+) -> Result<u64, String> {
+    let mut config = config.clone();
+    config.set("group.id", "kuniq-consume").set("enable.partition.eof", "true").set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = config.create().map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .map_err(|e| format!("cannot read metadata of topic '{topic}': {e}"))?;
+    let partitions = match metadata.topics().iter().find(|t| t.name() == topic) {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => t.partitions().len(),
+        _ => return Err(format!("topic '{topic}' does not exist")),
+    };
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        list.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| e.to_string())?;
+    }
+    consumer.assign(&list).map_err(|e| format!("cannot assign partitions of '{topic}': {e}"))?;
+    let mut at_end = vec![false; partitions];
+    let mut printed = 0;
+    let started = Instant::now();
+    loop {
+        if (exit_at_end && at_end.iter().all(|&e| e)) || stop() {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(message)) => {
+                at_end[message.partition() as usize] = false;
+                if keys {
+                    out.write_all(message.key().unwrap_or_default()).map_err(|e| e.to_string())?;
+                    out.write_all(b"\t").map_err(|e| e.to_string())?;
+                }
+                out.write_all(message.payload().unwrap_or_default()).map_err(|e| e.to_string())?;
+                out.write_all(b"\n").map_err(|e| e.to_string())?;
+                printed += 1;
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                if let Some(e) = at_end.get_mut(p as usize) {
+                    *e = true;
+                }
+                out.flush().map_err(|e| e.to_string())?;
+            }
+            Some(Err(e)) => {
+                if started.elapsed() > Duration::from_secs(1) {
+                    eprintln!("kuniq consume: {e}");
+                }
+            }
+        }
+    }
+    out.flush().map_err(|e: io::Error| e.to_string())?;
+    Ok(printed)
+}
