@@ -62,11 +62,9 @@ pub fn consume(
                 }
                 out.flush().map_err(|e| e.to_string())?;
             }
-            Some(Err(e)) => {
-                if started.elapsed() > Duration::from_secs(1) {
-                    eprintln!("kuniq consume: {e}");
-                }
-            }
+            // Errors while the client connects are retried by librdkafka.
+            Some(Err(e)) if started.elapsed() > Duration::from_secs(1) => eprintln!("kuniq consume: {e}"),
+            Some(Err(_)) => {}
         }
     }
     out.flush().map_err(|e: io::Error| e.to_string())?;
