@@ -8,7 +8,6 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kuniq::frame::FrameParser;
-use kuniq::frame::scan::{Isa, ScanParser};
 use kuniq::frame::strict::StrictParser;
 use kuniq::generator::{GenConfig, generate};
 
@@ -22,22 +21,7 @@ fn frames() -> Vec<Vec<u8>> {
 }
 
 fn parsers() -> Vec<(&'static str, Box<dyn FrameParser>)> {
-    let mut all: Vec<(&'static str, Box<dyn FrameParser>)> = vec![
-        ("scan", Box::new(ScanParser::new())),
-        ("scan-portable", Box::new(ScanParser::with_isa(Isa::Portable))),
-        ("strict", Box::new(StrictParser::new())),
-    ];
-    // Every SIMD classifier this CPU has, not only the one `new` picks.
-    for (name, isa) in [("scan-avx2", Isa::Avx2), ("scan-avx512", Isa::Avx512)] {
-        if isa.supported() && isa != Isa::detect() {
-            all.push((name, Box::new(ScanParser::with_isa(isa))));
-        }
-    }
-    #[cfg(feature = "sonic")]
-    all.push(("sonic", Box::new(kuniq::frame::sonic::SonicParser::new())));
-    #[cfg(feature = "serde")]
-    all.push(("serde", Box::new(kuniq::frame::serdejson::SerdeParser::new())));
-    all
+    kuniq::frame::every_parser()
 }
 
 fn bench(c: &mut Criterion) {

@@ -202,7 +202,8 @@ fn merge(
     Ok(())
 }
 
-fn emit(engine: &mut Engine, sink: &mut dyn Sink) -> Result<(), PipelineError> {
+/// Sends the engine's pending records to `sink` and flushes it.
+pub(crate) fn emit(engine: &mut Engine, sink: &mut dyn Sink) -> Result<(), PipelineError> {
     let records = engine.emissions();
     if records.is_empty() {
         return Ok(());

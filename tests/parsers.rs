@@ -6,27 +6,10 @@ mod common;
 
 use common::oracle::{Verdict, oracle, with_big_stack};
 use kuniq::frame::FrameParser;
-use kuniq::frame::scan::{Isa, ScanParser};
-use kuniq::frame::strict::StrictParser;
 use proptest::prelude::*;
 
 fn parsers() -> Vec<(&'static str, Box<dyn FrameParser>)> {
-    let mut all: Vec<(&'static str, Box<dyn FrameParser>)> = vec![
-        ("scan", Box::new(ScanParser::new())),
-        ("scan-portable", Box::new(ScanParser::with_isa(Isa::Portable))),
-        ("strict", Box::new(StrictParser::new())),
-    ];
-    // Every SIMD classifier this CPU has, not only the one `new` picks.
-    for (name, isa) in [("scan-avx2", Isa::Avx2), ("scan-avx512", Isa::Avx512)] {
-        if isa.supported() && isa != Isa::detect() {
-            all.push((name, Box::new(ScanParser::with_isa(isa))));
-        }
-    }
-    #[cfg(feature = "sonic")]
-    all.push(("sonic", Box::new(kuniq::frame::sonic::SonicParser::new())));
-    #[cfg(feature = "serde")]
-    all.push(("serde", Box::new(kuniq::frame::serdejson::SerdeParser::new())));
-    all
+    kuniq::frame::every_parser()
 }
 
 fn verdict(parser: &mut dyn FrameParser, frame: &[u8]) -> Verdict {

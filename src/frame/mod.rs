@@ -35,6 +35,29 @@ pub mod strict;
 #[cfg(not(any(feature = "scan", feature = "sonic", feature = "serde")))]
 compile_error!("enable at least one parser feature: scan, sonic or serde");
 
+/// Every parser this build can run, with every SIMD classifier this CPU
+/// has (not only the one `ScanParser::new` picks) and the strict parser:
+/// what the property tests hold to the oracle and the scan bench compares.
+pub fn every_parser() -> Vec<(&'static str, Box<dyn FrameParser>)> {
+    let mut all: Vec<(&'static str, Box<dyn FrameParser>)> = vec![("strict", Box::new(strict::StrictParser::new()))];
+    #[cfg(feature = "scan")]
+    {
+        use scan::{Isa, ScanParser};
+        all.push(("scan", Box::new(ScanParser::new())));
+        all.push(("scan-portable", Box::new(ScanParser::with_isa(Isa::Portable))));
+        for (name, isa) in [("scan-avx2", Isa::Avx2), ("scan-avx512", Isa::Avx512)] {
+            if isa.supported() && isa != Isa::detect() {
+                all.push((name, Box::new(ScanParser::with_isa(isa))));
+            }
+        }
+    }
+    #[cfg(feature = "sonic")]
+    all.push(("sonic", Box::new(sonic::SonicParser::new())));
+    #[cfg(feature = "serde")]
+    all.push(("serde", Box::new(serdejson::SerdeParser::new())));
+    all
+}
+
 /// Largest accepted ts: 9999-12-31T23:59:59Z. Larger values are not time.
 pub const MAX_TS: u64 = 253_402_300_799;
 

@@ -25,13 +25,7 @@ pub fn consume(
     let mut config = config.clone();
     config.set("group.id", "kuniq-consume").set("enable.partition.eof", "true").set("enable.auto.commit", "false");
     let consumer: BaseConsumer = config.create().map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(30))
-        .map_err(|e| format!("cannot read metadata of topic '{topic}': {e}"))?;
-    let partitions = match metadata.topics().iter().find(|t| t.name() == topic) {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => t.partitions().len(),
-        _ => return Err(format!("topic '{topic}' does not exist")),
-    };
+    let partitions = super::partition_count(consumer.client(), topic)? as usize;
     let mut list = TopicPartitionList::new();
     for p in 0..partitions as i32 {
         list.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| e.to_string())?;

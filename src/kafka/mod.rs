@@ -5,7 +5,10 @@
 //! user's `-X key=value` properties (passed to librdkafka as kcat does), and
 //! defaults that suit kuniq. A user's `-X` always wins over a default.
 
-use rdkafka::ClientConfig;
+use std::time::Duration;
+
+use rdkafka::client::Client;
+use rdkafka::{ClientConfig, ClientContext};
 
 pub mod consume;
 pub mod produce;
@@ -33,6 +36,18 @@ pub fn client_config(brokers: &str, defaults: &[(&str, &str)], properties: &[Str
         config.set(key.trim(), value.trim());
     }
     Ok(config)
+}
+
+/// Partitions of `topic`, from the broker's metadata; an error naming the
+/// topic when it does not exist.
+pub fn partition_count<C: ClientContext>(client: &Client<C>, topic: &str) -> Result<i32, String> {
+    let metadata = client
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .map_err(|e| format!("cannot read metadata of topic '{topic}': {e}"))?;
+    match metadata.topics().iter().find(|t| t.name() == topic) {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
+        _ => Err(format!("topic '{topic}' does not exist (create it first, e.g. scripts/broker.sh topic {topic} 4)")),
+    }
 }
 
 /// True for properties meant for consumers only; the producer of a

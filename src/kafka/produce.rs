@@ -8,7 +8,6 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
-use rdkafka::client::Client;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::sink::DeliveryWatch;
@@ -39,7 +38,7 @@ pub fn produce(
     let producer: BaseProducer<DeliveryWatch> = config
         .create_with_context(DeliveryWatch::default())
         .map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
-    let partitions = partition_count(producer.client(), topic)?;
+    let partitions = super::partition_count(producer.client(), topic)?;
     let mut sent = 0u64;
     let mut bytes = 0u64;
     let mut next_progress = Instant::now() + Duration::from_millis(500);
@@ -82,16 +81,4 @@ pub fn produce(
     }
     progress(sent, bytes);
     Ok(ProduceSummary { records: sent, bytes, partitions, elapsed: started.elapsed() })
-}
-
-/// Partitions of `topic`, from the broker's metadata.
-pub fn partition_count<C: rdkafka::ClientContext>(client: &Client<C>, topic: &str) -> Result<i32, String> {
-    let metadata = client
-        .fetch_metadata(Some(topic), Duration::from_secs(30))
-        .map_err(|e| format!("cannot read metadata of topic '{topic}': {e}"))?;
-    let topic_meta = metadata.topics().iter().find(|t| t.name() == topic);
-    match topic_meta {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
-        _ => Err(format!("topic '{topic}' does not exist (create it first, e.g. scripts/broker.sh topic {topic} 4)")),
-    }
 }

@@ -40,7 +40,7 @@ use rdkafka::{ClientConfig, ClientContext};
 
 use crate::count::UidHasher;
 use crate::frame::{FrameParser, ParserKind, Reject};
-use crate::pipeline::{CountPlan, PipelineError, Progress};
+use crate::pipeline::{CountPlan, PipelineError, Progress, emit};
 use crate::sink::Sink;
 use crate::stats::{InputCounters, Summary};
 use crate::window::Secs;
@@ -165,7 +165,7 @@ pub fn count_kafka(
             .create_with_context(GroupEvents::default())
             .map_err(|e| fail(format!("cannot create the Kafka consumer: {e}")))?,
     );
-    let partitions = partition_count(&consumer, &kafka.topic).map_err(fail)?;
+    let partitions = super::partition_count(consumer.client(), &kafka.topic).map_err(fail)?;
     let mut queues: Vec<(i32, Queue)> = Vec::new();
     for p in 0..partitions {
         let queue = consumer
@@ -231,16 +231,6 @@ fn consumer_config(kafka: &KafkaPlan) -> Result<ClientConfig, String> {
         ],
         &super::properties_for(&kafka.properties, true),
     )
-}
-
-fn partition_count(consumer: &BaseConsumer<GroupEvents>, topic: &str) -> Result<i32, String> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(30))
-        .map_err(|e| format!("cannot read metadata of topic '{topic}': {e}"))?;
-    match metadata.topics().iter().find(|t| t.name() == topic) {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
-        _ => Err(format!("topic '{topic}' does not exist or has no partitions")),
-    }
 }
 
 fn run_worker(
@@ -477,17 +467,6 @@ fn apply(batch: Batch, engine: &mut Engine, states: &mut [PartitionState], input
     }
     s.at_end = batch.at_end;
     engine.observe_batch(batch.partition as usize, &batch.events);
-}
-
-fn emit(engine: &mut Engine, sink: &mut dyn Sink) -> Result<(), PipelineError> {
-    let records = engine.emissions();
-    if records.is_empty() {
-        return Ok(());
-    }
-    for record in records.drain(..) {
-        sink.emit(&record).map_err(PipelineError::Output)?;
-    }
-    sink.flush().map_err(PipelineError::Output)
 }
 
 /// Commits the next offset of every partition this run processed.
