@@ -73,7 +73,7 @@ impl Summary {
         format!(
             concat!(
                 r#"{{"frames":{},"bytes":{},"rejected":{},"rejected_by_reason":{{{}}},"counted":{},"late":{},"#,
-                r#""too_late":{},"quarantined":{},"records":{},"revisions":{},"windows_finalized":{},"#,
+                r#""too_late":{},"quarantined":{},"reread":{},"records":{},"revisions":{},"windows_finalized":{},"#,
                 r#""elapsed_secs":{:.6},"frames_per_sec":{:.1},"mb_per_sec":{:.1}}}"#
             ),
             self.input.frames,
@@ -84,6 +84,7 @@ impl Summary {
             e.late,
             e.too_late,
             e.quarantined,
+            e.reread,
             e.emissions,
             e.revisions,
             e.windows_finalized,
@@ -112,6 +113,9 @@ impl fmt::Display for Summary {
             "  counted {}, late (counted, revised a closed window) {}, too late (not counted) {}, quarantined (not counted) {}",
             e.counted, e.late, e.too_late, e.quarantined
         )?;
+        if e.reread > 0 {
+            writeln!(f, "  re-read after a restart for windows already final (skipped) {}", e.reread)?;
+        }
         write!(f, "  bad frames {}", i.rejected_total())?;
         let reasons: Vec<String> = Reject::ALL
             .iter()

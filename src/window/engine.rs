@@ -23,6 +23,14 @@
 //! (key, revision, value) do not depend on how streams interleave or how
 //! input is batched: a replay emits the same records. End of input
 //! completes every stage in order.
+//!
+//! **Checkpoints.** [`Engine::stream_state`] tells, for a stream, the
+//! earliest offset still needed (the first frame of each open window, and
+//! frames the clock holds) together with the clock's state just before it.
+//! An engine resumed there ([`Engine::resume_stream`]) with the same
+//! configuration re-reads from that offset, skips frames of windows that
+//! were already final, and emits the same records again: a restart repeats
+//! records, it never invents different ones or loses a window.
 
 use super::clock::{Clock, Decision, Event};
 use super::{Secs, WindowKind};
@@ -63,6 +71,30 @@ impl Default for EngineConfig {
             quarantine_secs: DEFAULT_QUARANTINE_SECS,
         }
     }
+}
+
+/// A point to re-read a stream from, with its clock's state there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// First offset to read again.
+    pub offset: u64,
+    /// The stream's highest admitted ts before `offset`; `None` when the
+    /// stream had not finished its warm-up (it warms up again).
+    pub max_ts: Option<Secs>,
+}
+
+/// What a restart needs to know about one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamState {
+    /// Where to read again.
+    pub resume: Checkpoint,
+    /// Windows with `end + allowed_lateness <= final_before` were final:
+    /// their frames are skipped on re-reading.
+    pub final_before: Option<Secs>,
+    /// Offsets below this were read before; of those, frames of final
+    /// windows are skipped silently (counted as `reread`), later ones are
+    /// too late.
+    pub read_to: u64,
 }
 
 /// One output record: a window's count at one revision.
@@ -126,6 +158,9 @@ pub struct EngineStats {
     pub revisions: u64,
     /// Windows finalized and freed.
     pub windows_finalized: u64,
+    /// Frames read again after a restart for windows that were already
+    /// final: skipped (the earlier run counted them).
+    pub reread: u64,
 }
 
 #[derive(Debug)]
@@ -142,6 +177,8 @@ struct Window {
     emitted: Option<(u64, u64)>,
     /// Emissions so far.
     revisions: u32,
+    /// Per stream that sent frames here: the checkpoint before its first.
+    firsts: Vec<(u32, Checkpoint)>,
 }
 
 impl Window {
@@ -155,6 +192,7 @@ impl Window {
             next_stage: 0,
             emitted: None,
             revisions: 0,
+            firsts: Vec::new(),
         }
     }
 }
@@ -189,6 +227,26 @@ impl KindWindows {
 struct Stream {
     clock: Clock,
     idle: bool,
+    /// Where this run started reading the stream (set by a resume, or by
+    /// the first frame).
+    origin: Option<Checkpoint>,
+    /// The latest frame before which the clock was warm and held nothing.
+    clean: Option<Checkpoint>,
+    /// See [`StreamState::final_before`].
+    final_before: Secs,
+    /// See [`StreamState::read_to`].
+    read_to: u64,
+}
+
+impl Stream {
+    fn new(clock: Clock) -> Stream {
+        Stream { clock, idle: false, origin: None, clean: None, final_before: Secs::MIN, read_to: 0 }
+    }
+
+    /// The earliest point replaying the frame at `offset` can start from.
+    fn restart_point(&self, offset: u64) -> Checkpoint {
+        self.clean.or(self.origin).unwrap_or(Checkpoint { offset, max_ts: None })
+    }
 }
 
 /// Counts every configured window kind over any number of streams.
@@ -225,8 +283,48 @@ impl Engine {
     /// Adds a stream; returns its number.
     pub fn add_stream(&mut self) -> usize {
         let clock = Clock::new(self.cfg.lateness_secs as Secs, self.cfg.quarantine_secs as Secs);
-        self.streams.push(Stream { clock, idle: false });
+        self.streams.push(Stream::new(clock));
         self.streams.len() - 1
+    }
+
+    /// Restarts `stream` from a state saved by [`Engine::stream_state`]
+    /// (by this or an earlier run with the same configuration); the caller
+    /// then feeds it from `state.resume.offset`. Call before feeding it.
+    pub fn resume_stream(&mut self, stream: usize, state: StreamState) {
+        let (lateness, quarantine) = (self.cfg.lateness_secs as Secs, self.cfg.quarantine_secs as Secs);
+        let clock = match state.resume.max_ts {
+            Some(max_ts) => Clock::resumed(lateness, quarantine, max_ts),
+            None => Clock::new(lateness, quarantine),
+        };
+        let s = &mut self.streams[stream];
+        *s = Stream {
+            origin: Some(state.resume),
+            final_before: state.final_before.unwrap_or(Secs::MIN),
+            read_to: state.read_to,
+            idle: s.idle,
+            ..Stream::new(clock)
+        };
+    }
+
+    /// Where `stream` can be read again so that a resumed engine emits the
+    /// same records, given that every frame before `position` was fed; `None`
+    /// when the stream has had no frame (nothing to save).
+    pub fn stream_state(&self, stream: usize, position: u64) -> Option<StreamState> {
+        let s = &self.streams[stream];
+        s.origin?;
+        let mut resume = match s.clock.max_ts() {
+            Some(max_ts) if s.clock.held().is_empty() => Checkpoint { offset: position, max_ts: Some(max_ts) },
+            _ => s.restart_point(position),
+        };
+        for w in self.kinds.iter().flat_map(|k| &k.windows) {
+            if let Some(&(_, first)) = w.firsts.iter().find(|f| f.0 == stream as u32)
+                && first.offset < resume.offset
+            {
+                resume = first;
+            }
+        }
+        let final_before = self.watermark.max((s.final_before != Secs::MIN).then_some(s.final_before));
+        Some(StreamState { resume, final_before, read_to: position.max(s.read_to) })
     }
 
     /// The configuration.
@@ -272,8 +370,17 @@ impl Engine {
     #[inline]
     pub fn observe(&mut self, stream: usize, ev: Event) {
         let mut decided = std::mem::take(&mut self.decided);
-        self.streams[stream].clock.admit(ev, &mut |e, d| decided.push((e, d)));
-        self.apply(&mut decided);
+        let s = &mut self.streams[stream];
+        if s.origin.is_none() {
+            s.origin = Some(Checkpoint { offset: ev.offset, max_ts: None });
+        }
+        if let Some(max_ts) = s.clock.max_ts()
+            && s.clock.held().is_empty()
+        {
+            s.clean = Some(Checkpoint { offset: ev.offset, max_ts: Some(max_ts) });
+        }
+        s.clock.admit(ev, &mut |e, d| decided.push((e, d)));
+        self.apply(stream, &mut decided);
         self.decided = decided;
     }
 
@@ -293,7 +400,7 @@ impl Engine {
         if idle {
             let mut decided = std::mem::take(&mut self.decided);
             s.clock.end_warmup(&mut |e, d| decided.push((e, d)));
-            self.apply(&mut decided);
+            self.apply(stream, &mut decided);
             self.decided = decided;
         }
         self.advance();
@@ -304,7 +411,7 @@ impl Engine {
     pub fn finish_stream(&mut self, stream: usize) {
         let mut decided = std::mem::take(&mut self.decided);
         self.streams[stream].clock.finish(&mut |e, d| decided.push((e, d)));
-        self.apply(&mut decided);
+        self.apply(stream, &mut decided);
         self.decided = decided;
         self.streams[stream].idle = true;
         self.advance();
@@ -316,7 +423,7 @@ impl Engine {
         for stream in 0..self.streams.len() {
             let mut decided = std::mem::take(&mut self.decided);
             self.streams[stream].clock.finish(&mut |e, d| decided.push((e, d)));
-            self.apply(&mut decided);
+            self.apply(stream, &mut decided);
             self.decided = decided;
         }
         for k in 0..self.kinds.len() {
@@ -327,10 +434,10 @@ impl Engine {
         }
     }
 
-    fn apply(&mut self, decided: &mut Vec<(Event, Decision)>) {
+    fn apply(&mut self, stream: usize, decided: &mut Vec<(Event, Decision)>) {
         for (ev, decision) in decided.drain(..) {
             match decision {
-                Decision::Admit { watermark } => self.count(ev, watermark),
+                Decision::Admit { watermark } => self.count(stream, ev, watermark),
                 Decision::Quarantine => self.stats.quarantined += 1,
                 Decision::BeforeStart => self.stats.too_late += 1,
             }
@@ -339,31 +446,48 @@ impl Engine {
 
     /// Puts an admitted frame into its window of every kind.
     #[inline]
-    fn count(&mut self, ev: Event, stream_watermark: Secs) {
+    fn count(&mut self, stream: usize, ev: Event, stream_watermark: Secs) {
         // A window the global watermark already finalized stays final even
         // for a stream that was idle and lags behind.
         let wm = self.watermark.map_or(stream_watermark, |g| g.max(stream_watermark));
         let allowed = self.cfg.allowed_lateness_secs as Secs;
         let interval = self.cfg.revision_interval_secs.max(1) as Secs;
+        let s = &self.streams[stream];
+        let (final_before, read_to) = (s.final_before, s.read_to);
+        let restart = s.restart_point(ev.offset);
         for (k, kind) in self.kinds.iter_mut().enumerate() {
             let start = kind.kind.start(ev.ts);
             let end = kind.kind.end(start);
             let first = k == 0;
-            if wm < end {
+            if end + allowed <= final_before {
+                // Final before a restart: an earlier run counted this
+                // frame (or found it too late).
+                if first {
+                    if ev.offset < read_to { self.stats.reread += 1 } else { self.stats.too_late += 1 }
+                }
+                continue;
+            }
+            let w = if wm < end {
                 let w = kind.window(start);
                 w.set.insert(ev.hash);
                 w.frames += 1;
+                w
             } else if wm < end + allowed {
                 let stage = 1 + ((wm - end) / interval) as u32;
-                kind.window(start).held.push((stage, ev.hash));
+                let w = kind.window(start);
+                w.held.push((stage, ev.hash));
                 if first {
                     self.stats.late += 1;
                 }
+                w
             } else {
                 if first {
                     self.stats.too_late += 1;
                 }
                 continue;
+            };
+            if !w.firsts.iter().any(|f| f.0 == stream as u32) {
+                w.firsts.push((stream as u32, restart));
             }
             if first {
                 self.stats.counted += 1;
