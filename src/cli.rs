@@ -80,8 +80,9 @@ pub struct KafkaArgs {
     #[arg(short = 't', long, value_name = "TOPIC")]
     pub topic: Option<String>,
 
-    /// Consumer group: partitions are shared with other members and offsets
-    /// are committed for the group.
+    /// Consumer group: names the saved state (a restart resumes it) and the
+    /// committed offsets (for lag monitoring). kuniq reads every partition
+    /// itself: a unique count cannot be split between group members.
     #[arg(short = 'G', long, value_name = "GROUP", default_value = "kuniq")]
     pub group: String,
 
@@ -95,15 +96,37 @@ pub struct KafkaArgs {
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     pub properties: Vec<String>,
 
-    /// Where to start in partitions without a committed offset for the group:
-    /// beginning or end; `stored` requires a committed offset.
+    /// Where to start in partitions with no saved state and no committed
+    /// offset for the group: beginning or end; `stored` makes that an error.
     #[arg(long, value_name = "WHERE", default_value = "stored")]
     pub offset: String,
 
-    /// Exit at the end: once every assigned partition is read to its end,
-    /// emit all open windows, commit, and exit 0 (as kcat -e).
+    /// Exit at the end: once every partition is read to its end, save the
+    /// state, emit all open windows, and exit 0 (as kcat -e).
     #[arg(short = 'e', long = "exit-at-end")]
     pub exit_at_end: bool,
+
+    /// Topic for the saved state (one partition; created if missing). A
+    /// restart of the same group and input topic resumes from it.
+    #[arg(long, value_name = "TOPIC", default_value = crate::kafka::state::DEFAULT_STATE_TOPIC)]
+    pub state_topic: String,
+
+    /// Time between checkpoints (state saved, offsets committed); a restart
+    /// re-reads at most the open windows' frames plus this much.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub commit_interval: String,
+
+    /// Kafka transactions: each checkpoint interval's records, state and
+    /// offsets commit together or not at all (readers use
+    /// isolation.level=read_committed). Needs -o and a broker with
+    /// transactions.
+    #[arg(long, requires = "output_topic")]
+    pub exactly_once: bool,
+
+    /// transactional.id for --exactly-once [default: kuniq-GROUP-TOPIC]; one
+    /// per running kuniq.
+    #[arg(long, value_name = "ID", requires = "exactly_once")]
+    pub transactional_id: Option<String>,
 
     /// A caught-up partition with no records for this long stops holding the
     /// watermark back; when all are idle the watermark follows the wall clock.
@@ -177,13 +200,26 @@ pub struct CountArgs {
 }
 
 impl KafkaArgs {
+    /// The transactional.id for `--exactly-once`.
+    pub fn transactional_id(&self) -> Option<String> {
+        self.exactly_once.then(|| {
+            self.transactional_id
+                .clone()
+                .unwrap_or_else(|| format!("kuniq-{}-{}", self.group, self.topic.as_deref().unwrap_or_default()))
+        })
+    }
+
     /// Validates the Kafka flags; None when reading a file.
     pub fn plan(&self) -> Result<Option<crate::kafka::source::KafkaPlan>, String> {
         let Some(brokers) = &self.brokers else {
             return Ok(None);
         };
         let topic = self.topic.clone().ok_or("-t/--topic is required with -b/--brokers")?;
-        let idle_timeout = parse_secs("--idle-timeout", &self.idle_timeout)?;
+        let idle_timeout = parse_duration("--idle-timeout", &self.idle_timeout)?;
+        let commit_interval = parse_duration("--commit-interval", &self.commit_interval)?;
+        if commit_interval < std::time::Duration::from_millis(10) {
+            return Err("--commit-interval must be at least 10ms".into());
+        }
         if self.batch_size == 0 {
             return Err("--batch-size must be at least 1".into());
         }
@@ -199,8 +235,11 @@ impl KafkaArgs {
             properties: self.properties.clone(),
             start: crate::kafka::source::StartAt::from_name(&self.offset)?,
             exit_at_end: self.exit_at_end,
-            idle_timeout: std::time::Duration::from_secs(idle_timeout),
+            idle_timeout,
             batch_size: self.batch_size,
+            state_topic: self.state_topic.clone(),
+            commit_interval,
+            exactly_once: self.exactly_once,
         }))
     }
 }
@@ -396,6 +435,19 @@ pub fn parse_secs(flag: &str, text: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(scale))
         .filter(|&n| n <= 100 * 365 * 86_400)
         .ok_or_else(|| format!("{flag}: '{text}' is not a duration like 5, 5s, 2m or 1h (at most 100 years)"))
+}
+
+/// Parses a wall-clock duration: as [`parse_secs`], or milliseconds
+/// (`200ms`).
+pub fn parse_duration(flag: &str, text: &str) -> Result<std::time::Duration, String> {
+    match text.trim().strip_suffix("ms") {
+        Some(ms) => ms
+            .trim()
+            .parse::<u64>()
+            .map(std::time::Duration::from_millis)
+            .map_err(|_| format!("{flag}: '{text}' is not a duration like 200ms, 5s or 1m")),
+        None => parse_secs(flag, text).map(std::time::Duration::from_secs),
+    }
 }
 
 /// Parses a size: bytes (`2048`), or with a unit K/KB/KiB, M/MB/MiB, G/GB/GiB

@@ -12,7 +12,11 @@ use clap::Parser;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kuniq::cli::{Cli, Command, ConsumeArgs, CountArgs, GenArgs, ProduceArgs, ProgressMode, SummaryFormat};
-use kuniq::kafka::{self, sink::KafkaSink, source::KafkaPlan};
+use kuniq::kafka::{
+    self,
+    sink::{KafkaSink, Output},
+    source::KafkaPlan,
+};
 use kuniq::pipeline::{self, PipelineError};
 use kuniq::progress::Reporter;
 use kuniq::sink::LineSink;
@@ -95,24 +99,23 @@ fn print_summary(format: SummaryFormat, summary: &kuniq::stats::Summary) {
 }
 
 fn count_kafka(args: &CountArgs, plan: &pipeline::CountPlan, kafka: &KafkaPlan) -> Result<()> {
-    // SIGINT/SIGTERM: stop reading, emit what is open, flush, commit.
+    // SIGINT/SIGTERM: stop reading, save the state (after every emitted
+    // record is acknowledged), exit 0; open windows are the next run's.
     static STOP: AtomicBool = AtomicBool::new(false);
     ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed)).context("installing the signal handler")?;
     let mut reporter = Reporter::new(args.progress == ProgressMode::Auto, None);
+    let config =
+        kafka::client_config(&kafka.brokers, &[("linger.ms", "5")], &kafka::properties_for(&kafka.properties, false))
+            .map_err(UsageError)?;
+    let output = Output::new(&config, args.kafka.transactional_id().as_deref()).map_err(anyhow::Error::msg)?;
     let summary = match &args.kafka.output_topic {
         Some(topic) => {
-            let config = kafka::client_config(
-                &kafka.brokers,
-                &[("linger.ms", "5")],
-                &kafka::properties_for(&kafka.properties, false),
-            )
-            .map_err(UsageError)?;
-            let mut sink = KafkaSink::new(&config, topic).map_err(anyhow::Error::msg)?;
-            kafka::source::count_kafka(plan, kafka, &mut sink, &STOP, |p| reporter.update(p))
+            let mut sink = KafkaSink::new(output.clone(), topic);
+            kafka::source::count_kafka(plan, kafka, &mut sink, &output, &STOP, |p| reporter.update(p))
         }
         None => {
             let mut sink = LineSink::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()));
-            kafka::source::count_kafka(plan, kafka, &mut sink, &STOP, |p| reporter.update(p))
+            kafka::source::count_kafka(plan, kafka, &mut sink, &output, &STOP, |p| reporter.update(p))
         }
     };
     reporter.finish();

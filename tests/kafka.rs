@@ -209,3 +209,67 @@ fn a_missing_topic_is_a_clear_error() {
     assert!(stderr.contains("nosuchtopic"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Every record of `topic` as (key, value), read to its end.
+fn read_topic(broker: &Broker, topic: &str) -> Vec<(String, String)> {
+    let out = kuniq(&["consume", "-b", &broker.addr, "-t", topic, "-e", "-K"]);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (key, value) = line.split_once('\t').expect("key<TAB>value");
+            (key.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+/// kill -9 at seeded moments, restart with the same group each time, then
+/// a last run to the end (-e): every (key, revision) on the output topic has
+/// one value, and the last revision of every minute is the oracle's count.
+#[test]
+fn killed_and_restarted_runs_lose_nothing_and_repeat_records_exactly() {
+    let broker = Broker::start();
+    broker.create_topic("frames", 4);
+    broker.create_topic("uniques", 1);
+    let dir = TempDir::new().unwrap();
+    // 20 minutes of event time, read in about 2 s by a debug build.
+    let path = generate(&dir, &["-c", "60000", "-r", "50", "-n", "8000", "-d", "40", "-p", "20", "-s", "11"]);
+    produce(&broker, "frames", &path);
+    let expected = oracle_counts(&path);
+    let run = ["count", "-b", &broker.addr, "-t", "frames", "-G", "crash", "-o", "uniques", "--offset", "beginning"];
+    let quiet = ["--commit-interval", "100ms", "--idle-timeout", "1h", "--progress", "never"];
+
+    let mut seed = 0x5eed_u64;
+    let mut kills = Vec::new();
+    for _ in 0..3 {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let after = Duration::from_millis(500 + (seed >> 33) % 1500);
+        let mut child =
+            Command::new(KUNIQ).args(run).args(quiet).stdin(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(after);
+        let running = child.try_wait().unwrap().is_none();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills.push((after, running));
+    }
+    let out = kuniq(&[&run[..], &quiet[..], &["-e", "--summary", "json"]].concat());
+    let summary = String::from_utf8_lossy(&out.stderr);
+
+    let mut values: BTreeMap<(String, u64), String> = BTreeMap::new();
+    let mut last: BTreeMap<u64, (u64, usize, u64)> = BTreeMap::new();
+    for (key, value) in read_topic(&broker, "uniques") {
+        let v: serde_json::Value = serde_json::from_str(&value).unwrap();
+        let (start, revision) = (v["start"].as_u64().unwrap(), v["revision"].as_u64().unwrap());
+        assert_eq!(key, format!("minute:{start}"));
+        let seen = values.entry((key.clone(), revision)).or_insert_with(|| value.clone());
+        assert_eq!(*seen, value, "two different records for {key} revision {revision} (kills: {kills:?})");
+        let users = v["unique_users"].as_u64().unwrap() as usize;
+        let entry = last.entry(start).or_insert((revision, users, v["frames"].as_u64().unwrap()));
+        if revision >= entry.0 {
+            *entry = (revision, users, v["frames"].as_u64().unwrap());
+        }
+    }
+    let last: BTreeMap<u64, (usize, u64)> = last.into_iter().map(|(m, (_, u, f))| (m, (u, f))).collect();
+    assert_eq!(last, expected, "last revisions after kills at {kills:?}; last run: {summary}");
+    assert!(kills.iter().any(|(_, running)| *running), "no kill hit a running kuniq: {kills:?}");
+}

@@ -14,6 +14,7 @@ pub mod consume;
 pub mod produce;
 pub mod sink;
 pub mod source;
+pub mod state;
 
 /// librdkafka's default `fetch.wait.max.ms` (500) makes brokers that hold
 /// every fetch for the full wait (tansu does) deliver a few thousand

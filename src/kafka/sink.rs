@@ -1,21 +1,28 @@
-//! The output topic: one record per emission, keyed by its window
-//! (`minute:1468244400`), so a compacted topic keeps the latest revision.
+//! The output side of a Kafka run: one producer for the output topic (one
+//! record per emission, keyed by its window, `minute:1468244400`, so a
+//! compacted topic keeps the latest revision) and for the run's saved state.
 //!
 //! Records are queued in librdkafka (batched and compressed as configured)
-//! and `flush` waits until every queued record is acknowledged. A delivery
-//! failure is never dropped: it fails the next `emit` or `flush`.
+//! and [`Output::flush`] waits until every queued record is acknowledged. A
+//! delivery failure is never dropped: it fails the next `send` or flush.
+//!
+//! With `--exactly-once` the producer is transactional: records, the saved
+//! state and the consumed offsets of one checkpoint interval are committed
+//! together ([`Output::commit_transaction`]), or not at all.
 
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::ClientContext;
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::topic_partition_list::TopicPartitionList;
 
 use crate::sink::Sink;
 use crate::window::engine::Emission;
 
-/// How long `flush` waits for acknowledgements before failing.
+/// How long `flush` and transaction calls wait before failing.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Remembers the first delivery failure.
@@ -44,37 +51,50 @@ impl ProducerContext for DeliveryWatch {
     }
 }
 
-/// Writes emissions to a Kafka topic.
-pub struct KafkaSink {
+/// The run's producer, shared by the output sink and the state writer.
+pub struct Output {
     producer: ThreadedProducer<DeliveryWatch>,
-    topic: String,
-    value: Vec<u8>,
+    transactional: bool,
 }
 
-impl KafkaSink {
-    /// A sink producing to `topic` with `config` (brokers and properties).
-    pub fn new(config: &rdkafka::ClientConfig, topic: &str) -> Result<KafkaSink, String> {
-        let producer = config
+impl Output {
+    /// A producer with `config` (brokers and properties). With a
+    /// `transactional_id` it is transactional and a first transaction is
+    /// open when this returns.
+    pub fn new(config: &rdkafka::ClientConfig, transactional_id: Option<&str>) -> Result<Arc<Output>, String> {
+        let mut config = config.clone();
+        if let Some(id) = transactional_id {
+            config.set("transactional.id", id);
+        }
+        let producer: ThreadedProducer<DeliveryWatch> = config
             .create_with_context(DeliveryWatch::default())
-            .map_err(|e| format!("cannot create the Kafka producer for output topic '{topic}': {e}"))?;
-        Ok(KafkaSink { producer, topic: topic.to_string(), value: Vec::with_capacity(256) })
+            .map_err(|e| format!("cannot create the Kafka producer: {e}"))?;
+        if transactional_id.is_some() {
+            producer.init_transactions(FLUSH_TIMEOUT).map_err(|e| {
+                format!("cannot start Kafka transactions (--exactly-once needs a broker that supports them): {e}")
+            })?;
+            producer.begin_transaction().map_err(|e| format!("cannot begin a Kafka transaction: {e}"))?;
+        }
+        Ok(Arc::new(Output { producer, transactional: transactional_id.is_some() }))
     }
 
-    fn check_deliveries(&self) -> io::Result<()> {
+    /// True when records are written in transactions.
+    pub fn transactional(&self) -> bool {
+        self.transactional
+    }
+
+    /// The first failed delivery, as an error.
+    pub fn check_deliveries(&self) -> io::Result<()> {
         match self.producer.context().failure() {
-            Some(e) => Err(io::Error::other(format!("a record was not delivered to '{}': {e}", self.topic))),
+            Some(e) => Err(io::Error::other(format!("a record was not delivered: {e}"))),
             None => Ok(()),
         }
     }
-}
 
-impl Sink for KafkaSink {
-    fn emit(&mut self, record: &Emission) -> io::Result<()> {
+    /// Queues one record, waiting while librdkafka's queue is full.
+    pub fn send(&self, topic: &str, key: &[u8], value: &[u8]) -> io::Result<()> {
         self.check_deliveries()?;
-        self.value.clear();
-        record.write_json(&mut self.value);
-        let key = record.key();
-        let mut pending = BaseRecord::to(&self.topic).key(&key).payload(&self.value);
+        let mut pending = BaseRecord::to(topic).key(key).payload(value);
         loop {
             match self.producer.send(pending) {
                 Ok(()) => return Ok(()),
@@ -83,15 +103,68 @@ impl Sink for KafkaSink {
                     self.producer.poll(Duration::from_millis(10));
                     pending = back;
                 }
-                Err((e, _)) => return Err(io::Error::other(format!("producing to '{}': {e}", self.topic))),
+                Err((e, _)) => return Err(io::Error::other(format!("producing to '{topic}': {e}"))),
             }
         }
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        self.producer
-            .flush(FLUSH_TIMEOUT)
-            .map_err(|e| io::Error::other(format!("flushing records to '{}': {e}", self.topic)))?;
+    /// Waits until every queued record is acknowledged.
+    pub fn flush(&self) -> io::Result<()> {
+        self.producer.flush(FLUSH_TIMEOUT).map_err(|e| io::Error::other(format!("flushing records: {e}")))?;
         self.check_deliveries()
+    }
+
+    /// Commits the open transaction with `offsets` as the group's consumed
+    /// offsets, then opens the next one.
+    pub fn commit_transaction(&self, offsets: &TopicPartitionList, group: &ConsumerGroupMetadata) -> io::Result<()> {
+        let fail = |what: &str, e: rdkafka::error::KafkaError| io::Error::other(format!("{what}: {e}"));
+        if offsets.count() > 0 {
+            self.producer
+                .send_offsets_to_transaction(offsets, group, FLUSH_TIMEOUT)
+                .map_err(|e| fail("adding offsets to the transaction", e))?;
+        }
+        self.producer.commit_transaction(FLUSH_TIMEOUT).map_err(|e| fail("committing the transaction", e))?;
+        self.check_deliveries()?;
+        self.producer.begin_transaction().map_err(|e| fail("beginning a transaction", e))
+    }
+
+    /// Aborts the open transaction (its records are never visible to
+    /// read_committed consumers).
+    pub fn abort_transaction(&self) {
+        if self.transactional {
+            let _ = self.producer.abort_transaction(FLUSH_TIMEOUT);
+        }
+    }
+}
+
+/// Writes emissions to a Kafka topic.
+pub struct KafkaSink {
+    output: Arc<Output>,
+    topic: String,
+    value: Vec<u8>,
+}
+
+impl KafkaSink {
+    /// A sink producing to `topic` through `output`.
+    pub fn new(output: Arc<Output>, topic: &str) -> KafkaSink {
+        KafkaSink { output, topic: topic.to_string(), value: Vec::with_capacity(256) }
+    }
+}
+
+impl Sink for KafkaSink {
+    fn emit(&mut self, record: &Emission) -> io::Result<()> {
+        self.value.clear();
+        record.write_json(&mut self.value);
+        self.output
+            .send(&self.topic, record.key().as_bytes(), &self.value)
+            .map_err(|e| io::Error::other(format!("output topic '{}': {e}", self.topic)))
+    }
+
+    /// Does not wait: librdkafka sends queued records within `linger.ms`
+    /// (5 ms by default) and a checkpoint waits for their acknowledgement
+    /// ([`Output::flush`]) before it saves anything. Reports a failed
+    /// delivery.
+    fn flush(&mut self) -> io::Result<()> {
+        self.output.check_deliveries().map_err(|e| io::Error::other(format!("output topic '{}': {e}", self.topic)))
     }
 }

@@ -8,35 +8,43 @@
 //! ```
 //!
 //! - Every partition of the topic gets its own librdkafka queue, split off
-//!   before subscribing, so messages never pass through a shared queue and
+//!   before assigning, so messages never pass through a shared queue and
 //!   a partition's messages are always handled by the same worker, in
 //!   offset order. Workers are pinned; they parse payloads where librdkafka
 //!   holds them (no copy per frame) and send compact events to the merge.
 //! - The merge (the calling thread) serves the consumer's own queue
-//!   (rebalances, errors), feeds the window engine with one stream per
+//!   (errors), feeds the window engine with one stream per
 //!   partition, and emits records.
 //! - Watermarks: a partition's watermark is its highest ts minus the
 //!   lateness; the global one is the minimum over partitions that are not
-//!   idle. A partition is idle when it is not assigned to this member, or
-//!   when it has been caught up (at its end) with no records for the idle
-//!   timeout. When all are idle the watermark moves on with the wall clock,
+//!   idle. A partition is idle when it has been caught up (at its end)
+//!   with no records for the idle timeout. When all are idle the watermark moves on with the wall clock,
 //!   so the last minutes of a quiet topic are still emitted.
-//! - Offsets: committed when the run ends (`-e`, or a stop), after every
-//!   window was emitted and the sink flushed; a crash before that replays
-//!   from the previous commit, and the replay emits the same records
-//!   (at least once, never lost).
+//! - Checkpoints: every `--commit-interval` (and when the run ends) the
+//!   merge saves, per partition, the earliest offset an open window still
+//!   needs and its clock there ([`Engine::stream_state`]) to the state topic,
+//!   after every record emitted so far was acknowledged, then commits those
+//!   offsets for the group. A restart resumes from the saved state and
+//!   emits the same records again (at least once, never lost). With
+//!   `--exactly-once`, records, state and offsets of each interval are one
+//!   Kafka transaction.
+//! - Partitions are assigned, not subscribed: a unique count over a topic
+//!   cannot be split between group members, so every kuniq reads every
+//!   partition. Two runs with the same group both emit the same records.
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::{ClientConfig, ClientContext};
+
+use super::sink::Output;
+use super::state::{self, SavedState};
 
 use crate::count::UidHasher;
 use crate::frame::{FrameParser, ParserKind, Reject};
@@ -45,7 +53,7 @@ use crate::sink::Sink;
 use crate::stats::{InputCounters, Summary};
 use crate::window::Secs;
 use crate::window::clock::Event;
-use crate::window::engine::Engine;
+use crate::window::engine::{Engine, StreamState};
 
 /// Where to start reading partitions that have no committed offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +84,14 @@ impl StartAt {
             StartAt::Stored => "error",
         }
     }
+
+    fn offset(self) -> Offset {
+        match self {
+            StartAt::Beginning => Offset::Beginning,
+            StartAt::End => Offset::End,
+            StartAt::Stored => Offset::Stored,
+        }
+    }
 }
 
 /// How to read the topic.
@@ -97,35 +113,27 @@ pub struct KafkaPlan {
     pub idle_timeout: Duration,
     /// Messages per poll of a partition queue.
     pub batch_size: usize,
+    /// Topic holding the saved state (one partition).
+    pub state_topic: String,
+    /// Time between checkpoints.
+    pub commit_interval: Duration,
+    /// Records, state and offsets in Kafka transactions.
+    pub exactly_once: bool,
 }
 
-/// Partition changes seen by the consumer, handed to the merge.
-#[derive(Default)]
-struct GroupEvents {
-    notes: Mutex<Vec<GroupNote>>,
+type Queue = rdkafka::consumer::base_consumer::PartitionQueue<DefaultConsumerContext>;
+type KafkaConsumer = BaseConsumer<DefaultConsumerContext>;
+
+/// Messages fetched before a partition's start offset, to be skipped.
+const RESUME_LOOKBACK: i64 = 10_000;
+
+/// A partition's queue, as a worker polls it.
+struct Assigned {
+    partition: i32,
+    queue: Queue,
+    /// Messages below this offset were fetched only to reach it: skipped.
+    skip_below: i64,
 }
-
-enum GroupNote {
-    Assigned(Vec<i32>),
-    Revoked(Vec<i32>),
-    Error(String),
-}
-
-impl ClientContext for GroupEvents {}
-
-impl ConsumerContext for GroupEvents {
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let partitions = |list: &TopicPartitionList| list.elements().iter().map(|e| e.partition()).collect();
-        let note = match rebalance {
-            Rebalance::Assign(list) => GroupNote::Assigned(partitions(list)),
-            Rebalance::Revoke(list) => GroupNote::Revoked(partitions(list)),
-            Rebalance::Error(e) => GroupNote::Error(e.to_string()),
-        };
-        self.notes.lock().unwrap_or_else(|p| p.into_inner()).push(note);
-    }
-}
-
-type Queue = rdkafka::consumer::base_consumer::PartitionQueue<GroupEvents>;
 
 /// What a worker made of one poll of one partition.
 struct Batch {
@@ -141,31 +149,45 @@ struct Batch {
 /// Per-partition bookkeeping of the merge.
 #[derive(Debug, Clone, Copy)]
 struct PartitionState {
-    assigned: bool,
     at_end: bool,
     idle: bool,
     last_record: Instant,
-    /// Next offset to commit (last processed + 1).
+    /// Next offset to read (last processed + 1, or where reading starts).
     next_offset: Option<i64>,
 }
 
-/// Counts frames from Kafka into `sink` until the end (`-e`) or `stop`.
+/// Counts frames from Kafka into `sink` until the end (`-e`) or `stop`,
+/// saving checkpoints through `output` (which also carries the records
+/// when `sink` is the output topic).
 pub fn count_kafka(
     plan: &CountPlan,
     kafka: &KafkaPlan,
     sink: &mut dyn Sink,
+    output: &Arc<Output>,
     stop: &AtomicBool,
     mut progress: impl FnMut(&Progress),
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
     let fail = |what: String| PipelineError::Input(std::io::Error::other(what));
     let config = consumer_config(kafka).map_err(fail)?;
-    let consumer: Arc<BaseConsumer<GroupEvents>> = Arc::new(
-        config
-            .create_with_context(GroupEvents::default())
-            .map_err(|e| fail(format!("cannot create the Kafka consumer: {e}")))?,
-    );
+    let consumer: Arc<KafkaConsumer> =
+        Arc::new(config.create().map_err(|e| fail(format!("cannot create the Kafka consumer: {e}")))?);
     let partitions = super::partition_count(consumer.client(), &kafka.topic).map_err(fail)?;
+
+    let checkpoints = Checkpoints {
+        output: Arc::clone(output),
+        consumer: Arc::clone(&consumer),
+        topic: kafka.topic.clone(),
+        state_topic: kafka.state_topic.clone(),
+        key: state::state_key(&kafka.group, &kafka.topic),
+        config: state::config_text(&plan.engine),
+        partitions,
+    };
+    state::ensure_topic(&config, &kafka.state_topic).map_err(fail)?;
+    let saved = state::load(&config, &kafka.state_topic, &checkpoints.key).map_err(fail)?;
+    let mut engine = Engine::new(plan.engine.clone(), partitions as usize);
+    let starts = start_offsets(&consumer, kafka, partitions, saved.as_ref(), &checkpoints.config, &mut engine)?;
+
     let mut queues: Vec<(i32, Queue)> = Vec::new();
     for p in 0..partitions {
         let queue = consumer
@@ -173,22 +195,51 @@ pub fn count_kafka(
             .ok_or_else(|| fail(format!("cannot open a queue for partition {p} of '{}'", kafka.topic)))?;
         queues.push((p, queue));
     }
-    consumer.subscribe(&[&kafka.topic]).map_err(|e| fail(format!("cannot subscribe to '{}': {e}", kafka.topic)))?;
-
-    let mut engine = Engine::new(plan.engine.clone(), partitions as usize);
-    for p in 0..partitions as usize {
-        engine.set_idle(p, true);
+    // Fetch from a little before each start and skip up to it: some brokers
+    // (tansu 0.6) answer a fetch from the middle of a record batch with the
+    // next batch, which would silently skip the rest of that batch.
+    let mut assignment = TopicPartitionList::new();
+    let mut skip_below = vec![0i64; partitions as usize];
+    for (p, &start) in starts.iter().enumerate() {
+        let fetch_from = match start {
+            Offset::Offset(o) => {
+                let (low, _) = consumer
+                    .fetch_watermarks(&kafka.topic, p as i32, Duration::from_secs(30))
+                    .map_err(|e| fail(format!("cannot read the offsets of partition {p} of '{}': {e}", kafka.topic)))?;
+                skip_below[p] = o;
+                Offset::Offset((o - RESUME_LOOKBACK).max(low))
+            }
+            other => other,
+        };
+        assignment.add_partition_offset(&kafka.topic, p as i32, fetch_from).map_err(|e| fail(e.to_string()))?;
     }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| fail(format!("cannot assign the partitions of '{}': {e}", kafka.topic)))?;
+
     let workers = plan.workers.clamp(1, partitions.max(1) as usize);
     let cores = if plan.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
     let (tx, rx) = mpsc::sync_channel::<Batch>(workers * 8);
     let workers_stop = AtomicBool::new(false);
-    let mut owned: Vec<Vec<(i32, Queue)>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut owned: Vec<Vec<Assigned>> = (0..workers).map(|_| Vec::new()).collect();
     for (p, queue) in queues {
-        owned[p as usize % workers].push((p, queue));
+        owned[p as usize % workers].push(Assigned { partition: p, queue, skip_below: skip_below[p as usize] });
     }
 
-    std::thread::scope(|scope| {
+    let now = Instant::now();
+    let mut states: Vec<PartitionState> = starts
+        .iter()
+        .map(|start| PartitionState {
+            at_end: false,
+            idle: false,
+            last_record: now,
+            next_offset: match start {
+                Offset::Offset(o) => Some(*o),
+                _ => None,
+            },
+        })
+        .collect();
+    let result = std::thread::scope(|scope| {
         for (w, mine) in owned.into_iter().enumerate() {
             let tx = tx.clone();
             let core = (!cores.is_empty()).then(|| cores[w % cores.len()]);
@@ -204,18 +255,149 @@ pub fn count_kafka(
                 .expect("spawning a Kafka worker thread");
         }
         drop(tx);
-        let result = merge(kafka, &consumer, partitions, &rx, &mut engine, sink, stop, started, &mut progress);
+        let result =
+            merge(kafka, &consumer, &checkpoints, &rx, &mut engine, &mut states, sink, stop, started, &mut progress);
         // Workers stop; what they polled but the merge did not apply is not
-        // committed, so the next run reads it again.
+        // in any checkpoint, so the next run reads it again.
         workers_stop.store(true, Ordering::Relaxed);
         result
-    })
-    .and_then(|(input, states)| {
-        engine.flush();
-        emit(&mut engine, sink)?;
-        commit(&consumer, &kafka.topic, &states).map_err(|e| fail(format!("committing offsets: {e}")))?;
+    });
+    let result = result.and_then(|input| {
+        // The state saved last is the one a next run resumes from: taken
+        // before `-e` closes the open windows, so a next run (on a topic
+        // that grew) counts them again with their new frames.
+        checkpoints.save(&engine, &states, sink)?;
+        if kafka.exit_at_end {
+            engine.flush();
+            emit(&mut engine, sink)?;
+            checkpoints.finish(sink)?;
+        }
         Ok(Summary { input, engine: engine.stats(), elapsed: started.elapsed() })
-    })
+    });
+    if result.is_err() {
+        output.abort_transaction();
+    }
+    result
+}
+
+/// Where each partition starts: its saved state (then the engine resumes
+/// it there), else the group's committed offset, else `--offset`.
+fn start_offsets(
+    consumer: &KafkaConsumer,
+    kafka: &KafkaPlan,
+    partitions: i32,
+    saved: Option<&SavedState>,
+    config: &str,
+    engine: &mut Engine,
+) -> Result<Vec<Offset>, PipelineError> {
+    let fail = |what: String| PipelineError::Input(std::io::Error::other(what));
+    let mut starts = vec![kafka.start.offset(); partitions as usize];
+    if let Some(saved) = saved {
+        if saved.config != config {
+            eprintln!(
+                "kuniq: the saved state of group '{}' was written with {}, this run uses {}: records of windows \
+                 open at the restart may differ from those already emitted",
+                kafka.group, saved.config, config
+            );
+        }
+        for &(p, stream) in &saved.streams {
+            if p >= 0 && p < partitions {
+                engine.resume_stream(p as usize, stream);
+                starts[p as usize] = Offset::Offset(stream.resume.offset as i64);
+            }
+        }
+    }
+    // Partitions without a saved state: the group's committed offset.
+    let mut list = TopicPartitionList::new();
+    for p in (0..partitions).filter(|&p| starts[p as usize] == kafka.start.offset()) {
+        list.add_partition(&kafka.topic, p);
+    }
+    if list.count() == 0 {
+        return Ok(starts);
+    }
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(30))
+        .map_err(|e| fail(format!("cannot read the committed offsets of group '{}': {e}", kafka.group)))?;
+    for e in committed.elements() {
+        match e.offset() {
+            Offset::Offset(o) => starts[e.partition() as usize] = Offset::Offset(o),
+            _ if kafka.start == StartAt::Stored => {
+                return Err(fail(format!(
+                    "partition {} of '{}' has no saved state or committed offset for group '{}': pass --offset \
+                     beginning or --offset end to say where to start",
+                    e.partition(),
+                    kafka.topic,
+                    kafka.group
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(starts)
+}
+
+/// Saves checkpoints: state record, then group offsets.
+struct Checkpoints {
+    output: Arc<Output>,
+    consumer: Arc<KafkaConsumer>,
+    topic: String,
+    state_topic: String,
+    key: String,
+    config: String,
+    partitions: i32,
+}
+
+impl Checkpoints {
+    /// Saves where every partition can be read again. Records emitted so
+    /// far are acknowledged first (or, in a transaction, committed with
+    /// the state), so a saved state never skips a record that was lost.
+    fn save(&self, engine: &Engine, states: &[PartitionState], sink: &mut dyn Sink) -> Result<(), PipelineError> {
+        let out = |e: std::io::Error| PipelineError::Output(e);
+        let streams: Vec<(i32, StreamState)> = (0..self.partitions)
+            .filter_map(|p| {
+                let position = states[p as usize].next_offset?;
+                engine.stream_state(p as usize, position as u64).map(|s| (p, s))
+            })
+            .collect();
+        if streams.is_empty() {
+            return Ok(());
+        }
+        let saved = SavedState { partitions: self.partitions, config: self.config.clone(), streams };
+        let offsets = saved.offsets(&self.topic).map_err(|e| out(std::io::Error::other(e.to_string())))?;
+        sink.flush().map_err(out)?;
+        let value = saved.encode();
+        let state_error =
+            |e: std::io::Error| out(std::io::Error::other(format!("state topic '{}': {e}", self.state_topic)));
+        if self.output.transactional() {
+            self.output.send(&self.state_topic, self.key.as_bytes(), value.as_bytes()).map_err(state_error)?;
+            let group =
+                self.consumer.group_metadata().ok_or_else(|| out(std::io::Error::other("no group metadata")))?;
+            self.output.commit_transaction(&offsets, &group).map_err(out)?;
+        } else {
+            self.output.flush().map_err(out)?;
+            self.output.send(&self.state_topic, self.key.as_bytes(), value.as_bytes()).map_err(state_error)?;
+            self.output.flush().map_err(state_error)?;
+            // For monitoring (lag); the state topic is what a restart reads.
+            if let Err(e) = self.consumer.commit(&offsets, CommitMode::Async) {
+                eprintln!("kuniq: committing offsets for group monitoring: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the records emitted after the last checkpoint visible (end of
+    /// a `-e` run).
+    fn finish(&self, sink: &mut dyn Sink) -> Result<(), PipelineError> {
+        let out = PipelineError::Output;
+        sink.flush().map_err(out)?;
+        if self.output.transactional() {
+            let group =
+                self.consumer.group_metadata().ok_or_else(|| out(std::io::Error::other("no group metadata")))?;
+            self.output.commit_transaction(&TopicPartitionList::new(), &group).map_err(out)
+        } else {
+            self.output.flush().map_err(out)
+        }
+    }
 }
 
 fn consumer_config(kafka: &KafkaPlan) -> Result<ClientConfig, String> {
@@ -236,7 +418,7 @@ fn consumer_config(kafka: &KafkaPlan) -> Result<ClientConfig, String> {
 fn run_worker(
     plan: &CountPlan,
     batch_size: usize,
-    mut queues: Vec<(i32, Queue)>,
+    mut queues: Vec<Assigned>,
     tx: &mpsc::SyncSender<Batch>,
     stop: &AtomicBool,
 ) {
@@ -261,20 +443,20 @@ fn worker_loop<P: FrameParser>(
     mut parser: P,
     max_frame_bytes: usize,
     batch_size: usize,
-    queues: &mut [(i32, Queue)],
+    queues: &mut [Assigned],
     tx: &mpsc::SyncSender<Batch>,
     stop: &AtomicBool,
 ) {
     let hasher = UidHasher::new();
     let me = std::thread::current();
-    for (_, queue) in queues.iter_mut() {
+    for assigned in queues.iter_mut() {
         let me = me.clone();
-        queue.set_nonempty_callback(move || me.unpark());
+        assigned.queue.set_nonempty_callback(move || me.unpark());
     }
     let batch_size = batch_size.max(1);
     while !stop.load(Ordering::Relaxed) {
         let mut polled = false;
-        for (partition, queue) in queues.iter() {
+        for Assigned { partition, queue, skip_below } in queues.iter_mut() {
             let mut batch = Batch {
                 partition: *partition,
                 events: Vec::new(),
@@ -285,7 +467,19 @@ fn worker_loop<P: FrameParser>(
             for _ in 0..batch_size {
                 match queue.poll(Duration::ZERO) {
                     None => break,
+                    Some(Ok(message)) if message.offset() < *skip_below => continue,
                     Some(Ok(message)) => {
+                        if *skip_below > 0 {
+                            if message.offset() > *skip_below {
+                                eprintln!(
+                                    "kuniq: partition {partition}: asked to start at offset {skip_below}, the first \
+                                     record is at {}: the records between are gone from the broker (retention or \
+                                     compaction)",
+                                    message.offset()
+                                );
+                            }
+                            *skip_below = 0;
+                        }
                         let payload = message.payload().unwrap_or_default();
                         batch.counters.frames += 1;
                         batch.counters.bytes += payload.len() as u64;
@@ -350,61 +544,35 @@ fn send(tx: &mpsc::SyncSender<Batch>, mut batch: Batch, stop: &AtomicBool) -> bo
 #[allow(clippy::too_many_arguments)]
 fn merge(
     kafka: &KafkaPlan,
-    consumer: &BaseConsumer<GroupEvents>,
-    partitions: i32,
+    consumer: &KafkaConsumer,
+    checkpoints: &Checkpoints,
     rx: &mpsc::Receiver<Batch>,
     engine: &mut Engine,
+    states: &mut [PartitionState],
     sink: &mut dyn Sink,
     stop: &AtomicBool,
     started: Instant,
     progress: &mut impl FnMut(&Progress),
-) -> Result<(InputCounters, Vec<PartitionState>), PipelineError> {
-    let now = Instant::now();
-    let mut states =
-        vec![
-            PartitionState { assigned: false, at_end: false, idle: true, last_record: now, next_offset: None };
-            partitions as usize
-        ];
+) -> Result<InputCounters, PipelineError> {
     let mut input = InputCounters::default();
     let mut quiet_since: Option<(Instant, Secs)> = None;
-    let mut assigned = BTreeSet::new();
+    let mut last_checkpoint = Instant::now();
+    let mut changed = false;
     loop {
-        // Serve rebalances and errors (messages all go to partition queues).
+        // Serve errors (messages all go to partition queues).
         if let Some(Err(e)) = consumer.poll(Duration::ZERO) {
             eprintln!("kuniq: Kafka consumer: {e}");
-        }
-        let notes = std::mem::take(&mut *consumer.context().notes.lock().unwrap_or_else(|p| p.into_inner()));
-        for note in notes {
-            match note {
-                GroupNote::Assigned(list) => {
-                    for p in list.into_iter().filter(|&p| p >= 0 && p < partitions) {
-                        let s = &mut states[p as usize];
-                        (s.assigned, s.at_end, s.idle, s.last_record) = (true, false, false, Instant::now());
-                        engine.set_idle(p as usize, false);
-                        assigned.insert(p);
-                    }
-                }
-                GroupNote::Revoked(list) => {
-                    for p in list.into_iter().filter(|&p| p >= 0 && p < partitions) {
-                        let s = &mut states[p as usize];
-                        (s.assigned, s.idle) = (false, true);
-                        engine.set_idle(p as usize, true);
-                        assigned.remove(&p);
-                    }
-                }
-                GroupNote::Error(e) => eprintln!("kuniq: rebalance: {e}"),
-            }
         }
 
         let mut got = 0;
         match rx.recv_timeout(Duration::from_millis(20)) {
             Ok(batch) => {
-                apply(batch, engine, &mut states, &mut input);
+                apply(batch, engine, states, &mut input);
                 got += 1;
                 while got < 64 {
                     match rx.try_recv() {
                         Ok(batch) => {
-                            apply(batch, engine, &mut states, &mut input);
+                            apply(batch, engine, states, &mut input);
                             got += 1;
                         }
                         Err(_) => break,
@@ -418,11 +586,12 @@ fn merge(
         // Idle partitions: caught up and quiet for the idle timeout.
         let now = Instant::now();
         for (p, s) in states.iter_mut().enumerate() {
-            if s.assigned && !s.idle && s.at_end && now.duration_since(s.last_record) >= kafka.idle_timeout {
+            if !s.idle && s.at_end && now.duration_since(s.last_record) >= kafka.idle_timeout {
                 s.idle = true;
                 engine.set_idle(p, true);
             }
         }
+        let watermark = engine.watermark();
         if states.iter().all(|s| s.idle) {
             // All quiet: the watermark follows the wall clock from where the
             // leading partition left it.
@@ -433,6 +602,7 @@ fn merge(
         } else {
             quiet_since = None;
         }
+        changed |= got > 0 || engine.watermark() != watermark;
         emit(engine, sink)?;
         if got > 0 {
             progress(&Progress {
@@ -442,16 +612,21 @@ fn merge(
                 elapsed: started.elapsed(),
             });
         }
-        let done = kafka.exit_at_end && !assigned.is_empty() && assigned.iter().all(|&p| states[p as usize].at_end);
+        let done = kafka.exit_at_end && states.iter().all(|s| s.at_end);
         if done || stop.load(Ordering::Relaxed) {
             // Take what the workers already sent.
             while let Ok(batch) = rx.try_recv() {
-                apply(batch, engine, &mut states, &mut input);
+                apply(batch, engine, states, &mut input);
             }
+            emit(engine, sink)?;
             break;
         }
+        if changed && now.duration_since(last_checkpoint) >= kafka.commit_interval {
+            checkpoints.save(engine, states, sink)?;
+            (last_checkpoint, changed) = (Instant::now(), false);
+        }
     }
-    Ok((input, states))
+    Ok(input)
 }
 
 fn apply(batch: Batch, engine: &mut Engine, states: &mut [PartitionState], input: &mut InputCounters) {
@@ -467,20 +642,6 @@ fn apply(batch: Batch, engine: &mut Engine, states: &mut [PartitionState], input
     }
     s.at_end = batch.at_end;
     engine.observe_batch(batch.partition as usize, &batch.events);
-}
-
-/// Commits the next offset of every partition this run processed.
-fn commit(consumer: &BaseConsumer<GroupEvents>, topic: &str, states: &[PartitionState]) -> Result<(), KafkaError> {
-    let mut list = TopicPartitionList::new();
-    for (p, s) in states.iter().enumerate() {
-        if let Some(next) = s.next_offset {
-            list.add_partition_offset(topic, p as i32, Offset::Offset(next))?;
-        }
-    }
-    if list.count() == 0 {
-        return Ok(());
-    }
-    consumer.commit(&list, CommitMode::Sync)
 }
 
 #[cfg(test)]

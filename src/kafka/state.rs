@@ -1,0 +1,258 @@
+//! Saved state of a Kafka run: where each partition can be read again and
+//! what its clock knew there, so a restart emits the same records.
+//!
+//! Every checkpoint appends one record to the state topic (one partition,
+//! `kuniq-state` by default, created when missing), keyed `<group>/<topic>`,
+//! with a one-line text value:
+//!
+//! ```text
+//! kuniq-state 1 partitions=4 config=lateness:5,allowed:60,interval:5,quarantine:3600,windows:minute p0=1200:1350:1468244455:1468244400 p1=...
+//! ```
+//!
+//! `pP=RESUME:READ_TO:MAX_TS:FINAL_BEFORE`, where `-` stands for an unknown
+//! timestamp. The record is written only after every output record it
+//! accounts for was acknowledged, so the latest one is always safe to
+//! resume from: its windows' frames are all at or after RESUME. A restart
+//! reads the topic's newest record with its key (reading backwards from
+//! the end, so the topic's length does not matter).
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::window::Secs;
+use crate::window::engine::{Checkpoint, EngineConfig, StreamState};
+
+/// Default state topic.
+pub const DEFAULT_STATE_TOPIC: &str = "kuniq-state";
+
+const MAGIC: &str = "kuniq-state 1";
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One checkpoint of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedState {
+    /// Partitions of the input topic when it was written.
+    pub partitions: i32,
+    /// The window settings it was written with ([`config_text`]).
+    pub config: String,
+    /// Partitions with a state.
+    pub streams: Vec<(i32, StreamState)>,
+}
+
+/// The window settings that decide records, as saved with a state.
+pub fn config_text(cfg: &EngineConfig) -> String {
+    let windows: Vec<&str> = cfg.kinds.iter().map(|k| k.name()).collect();
+    format!(
+        "lateness:{},allowed:{},interval:{},quarantine:{},windows:{}",
+        cfg.lateness_secs,
+        cfg.allowed_lateness_secs,
+        cfg.revision_interval_secs,
+        cfg.quarantine_secs,
+        windows.join("+")
+    )
+}
+
+/// The state record's key for a group reading a topic.
+pub fn state_key(group: &str, topic: &str) -> String {
+    format!("{group}/{topic}")
+}
+
+fn ts_text(ts: Option<Secs>) -> String {
+    ts.map_or_else(|| "-".to_string(), |t| t.to_string())
+}
+
+fn parse_ts(text: &str) -> Result<Option<Secs>, String> {
+    if text == "-" { Ok(None) } else { text.parse().map(Some).map_err(|_| format!("bad timestamp '{text}'")) }
+}
+
+impl SavedState {
+    /// The record value.
+    pub fn encode(&self) -> String {
+        let mut out = format!("{MAGIC} partitions={} config={}", self.partitions, self.config);
+        for (p, s) in &self.streams {
+            out.push_str(&format!(
+                " p{p}={}:{}:{}:{}",
+                s.resume.offset,
+                s.read_to,
+                ts_text(s.resume.max_ts),
+                ts_text(s.final_before)
+            ));
+        }
+        out
+    }
+
+    /// Parses a record value.
+    pub fn decode(text: &str) -> Result<SavedState, String> {
+        let rest = text.strip_prefix(MAGIC).ok_or("not a kuniq state record (version 1)")?;
+        let mut state = SavedState { partitions: 0, config: String::new(), streams: Vec::new() };
+        for field in rest.split_whitespace() {
+            let (name, value) = field.split_once('=').ok_or_else(|| format!("bad field '{field}'"))?;
+            match name {
+                "partitions" => state.partitions = value.parse().map_err(|_| format!("bad partitions '{value}'"))?,
+                "config" => state.config = value.to_string(),
+                _ if name.starts_with('p') => {
+                    let p: i32 = name[1..].parse().map_err(|_| format!("bad field '{field}'"))?;
+                    let parts: Vec<&str> = value.split(':').collect();
+                    let [resume, read_to, max_ts, final_before] = parts[..] else {
+                        return Err(format!("bad partition state '{field}'"));
+                    };
+                    let number = |t: &str| t.parse::<u64>().map_err(|_| format!("bad offset '{t}' in '{field}'"));
+                    state.streams.push((
+                        p,
+                        StreamState {
+                            resume: Checkpoint { offset: number(resume)?, max_ts: parse_ts(max_ts)? },
+                            read_to: number(read_to)?,
+                            final_before: parse_ts(final_before)?,
+                        },
+                    ));
+                }
+                _ => {} // Fields added later are ignored.
+            }
+        }
+        Ok(state)
+    }
+
+    /// Committed offsets matching this state, for the group (monitoring
+    /// tools show lag from them).
+    pub fn offsets(&self, topic: &str) -> Result<TopicPartitionList, KafkaError> {
+        let mut list = TopicPartitionList::new();
+        for (p, s) in &self.streams {
+            list.add_partition_offset(topic, *p, Offset::Offset(s.resume.offset as i64))?;
+        }
+        Ok(list)
+    }
+}
+
+/// Creates the state topic (one partition, compacted) unless it exists.
+pub fn ensure_topic(config: &rdkafka::ClientConfig, topic: &str) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(topic), TIMEOUT)
+        .map_err(|e| format!("cannot read metadata of state topic '{topic}': {e}"))?;
+    if metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()) {
+        return Ok(());
+    }
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
+    let results = block_on(admin.create_topics([&new], &AdminOptions::new().operation_timeout(Some(TIMEOUT))))
+        .map_err(|e| format!("cannot create state topic '{topic}': {e}"))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => {
+                return Err(format!(
+                    "cannot create state topic '{topic}': {code} (create it with one partition, or name another \
+                     with --state-topic)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The newest state saved under `key` in `topic`, if any. `config` is a
+/// consumer configuration (no group needed); only committed records are
+/// read.
+pub fn load(config: &rdkafka::ClientConfig, topic: &str, key: &str) -> Result<Option<SavedState>, String> {
+    let mut config = config.clone();
+    config.set("isolation.level", "read_committed").set("enable.partition.eof", "true");
+    let consumer: BaseConsumer =
+        config.create().map_err(|e| format!("cannot create a consumer for state topic '{topic}': {e}"))?;
+    let (low, high) = consumer
+        .fetch_watermarks(topic, 0, TIMEOUT)
+        .map_err(|e| format!("cannot read the offsets of state topic '{topic}': {e}"))?;
+    // Read backwards in growing steps until a record with `key` turns up.
+    let (mut end, mut step) = (high, 64i64);
+    while end > low {
+        let start = (end - step).max(low);
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(topic, 0, Offset::Offset(start)).map_err(|e| e.to_string())?;
+        consumer.assign(&list).map_err(|e| format!("cannot read state topic '{topic}': {e}"))?;
+        let mut found = None;
+        loop {
+            match consumer.poll(TIMEOUT) {
+                Some(Ok(m)) if m.offset() >= end => break,
+                Some(Ok(m)) => {
+                    if m.key() == Some(key.as_bytes()) {
+                        found = Some(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => break,
+                Some(Err(e)) => return Err(format!("reading state topic '{topic}': {e}")),
+                None => return Err(format!("reading state topic '{topic}': no answer in {}s", TIMEOUT.as_secs())),
+            }
+        }
+        if let Some(text) = found {
+            return SavedState::decode(&text).map(Some).map_err(|e| format!("state topic '{topic}', key '{key}': {e}"));
+        }
+        (end, step) = (start, step * 4);
+    }
+    Ok(None)
+}
+
+/// Runs a future to completion on this thread (the admin API is async;
+/// kuniq has no runtime).
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_survives_encoding() {
+        let state = SavedState {
+            partitions: 4,
+            config: config_text(&EngineConfig::default()),
+            streams: vec![
+                (
+                    0,
+                    StreamState {
+                        resume: Checkpoint { offset: 1200, max_ts: Some(1_468_244_455) },
+                        read_to: 1350,
+                        final_before: Some(1_468_244_400),
+                    },
+                ),
+                (3, StreamState { resume: Checkpoint { offset: 0, max_ts: None }, read_to: 16, final_before: None }),
+            ],
+        };
+        let text = state.encode();
+        assert!(text.starts_with("kuniq-state 1 partitions=4 config=lateness:5,allowed:60"), "{text}");
+        assert_eq!(SavedState::decode(&text), Ok(state));
+    }
+
+    #[test]
+    fn damaged_states_are_refused_with_a_reason() {
+        assert!(SavedState::decode("hello").unwrap_err().contains("not a kuniq state"));
+        assert!(SavedState::decode("kuniq-state 1 p0=1:2:3").unwrap_err().contains("bad partition state"));
+        assert!(SavedState::decode("kuniq-state 1 p0=x:2:3:4").unwrap_err().contains("bad offset"));
+        assert!(SavedState::decode("kuniq-state 1 p0=1:2:3:4 later=5").is_ok(), "unknown fields are ignored");
+    }
+}
