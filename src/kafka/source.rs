@@ -51,9 +51,9 @@ use crate::frame::{FrameParser, ParserKind, Reject};
 use crate::pipeline::{CountPlan, PipelineError, Progress, emit};
 use crate::sink::Sink;
 use crate::stats::{InputCounters, Summary};
-use crate::window::Secs;
 use crate::window::clock::Event;
 use crate::window::engine::{Engine, StreamState};
+use crate::window::{Secs, WindowKind};
 
 /// Where to start reading partitions that have no committed offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +187,12 @@ pub fn count_kafka(
     let saved = state::load(&config, &kafka.state_topic, &checkpoints.key).map_err(fail)?;
     let mut engine = Engine::new(plan.engine.clone(), partitions as usize);
     let starts = start_offsets(&consumer, kafka, partitions, saved.as_ref(), &checkpoints.config, &mut engine)?;
+    let mut sink = Resumed {
+        sink,
+        emitted: saved.iter().flat_map(|s| &s.emitted).map(|&(kind, start, n)| ((kind, start), n)).collect(),
+        skipped: 0,
+    };
+    let sink = &mut sink;
 
     let mut queues: Vec<(i32, Queue)> = Vec::new();
     for p in 0..partitions {
@@ -277,7 +283,38 @@ pub fn count_kafka(
     if result.is_err() {
         output.abort_transaction();
     }
+    if sink.skipped > 0 {
+        eprintln!("kuniq: {} records emitted before the restart were not sent again", sink.skipped);
+    }
     result
+}
+
+/// The sink of a resumed run: leaves out the records that windows open at
+/// the checkpoint had already emitted (a resumed window emits them again,
+/// the same, before any new one).
+struct Resumed<'a> {
+    sink: &'a mut dyn Sink,
+    emitted: std::collections::HashMap<(WindowKind, Secs), u32>,
+    skipped: u64,
+}
+
+impl Sink for Resumed<'_> {
+    fn emit(&mut self, record: &crate::window::engine::Emission) -> std::io::Result<()> {
+        if let Some(&n) = self.emitted.get(&(record.kind, record.start))
+            && record.revision < n
+        {
+            self.skipped += 1;
+            if record.revision + 1 == n {
+                self.emitted.remove(&(record.kind, record.start));
+            }
+            return Ok(());
+        }
+        self.sink.emit(record)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.sink.flush()
+    }
 }
 
 /// Where each partition starts: its saved state (then the engine resumes
@@ -362,7 +399,12 @@ impl Checkpoints {
         if streams.is_empty() {
             return Ok(());
         }
-        let saved = SavedState { partitions: self.partitions, config: self.config.clone(), streams };
+        let saved = SavedState {
+            partitions: self.partitions,
+            config: self.config.clone(),
+            streams,
+            emitted: engine.emitted_revisions(),
+        };
         let offsets = saved.offsets(&self.topic).map_err(|e| out(std::io::Error::other(e.to_string())))?;
         sink.flush().map_err(out)?;
         let value = saved.encode();

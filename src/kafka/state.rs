@@ -10,7 +10,8 @@
 //! ```
 //!
 //! `pP=RESUME:READ_TO:MAX_TS:FINAL_BEFORE`, where `-` stands for an unknown
-//! timestamp. The record is written only after every output record it
+//! timestamp, and `w=KIND:START:N` for each open window that had emitted N
+//! records (a resumed run does not send those again). The record is written only after every output record it
 //! accounts for was acknowledged, so the latest one is always safe to
 //! resume from: its windows' frames are all at or after RESUME. A restart
 //! reads the topic's newest record with its key (reading backwards from
@@ -30,8 +31,8 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::window::Secs;
 use crate::window::engine::{Checkpoint, EngineConfig, StreamState};
+use crate::window::{Secs, WindowKind};
 
 /// Default state topic.
 pub const DEFAULT_STATE_TOPIC: &str = "kuniq-state";
@@ -48,6 +49,8 @@ pub struct SavedState {
     pub config: String,
     /// Partitions with a state.
     pub streams: Vec<(i32, StreamState)>,
+    /// Records already emitted by open windows: (kind, start, records).
+    pub emitted: Vec<(WindowKind, Secs, u32)>,
 }
 
 /// The window settings that decide records, as saved with a state.
@@ -89,18 +92,29 @@ impl SavedState {
                 ts_text(s.final_before)
             ));
         }
+        for (kind, start, n) in &self.emitted {
+            out.push_str(&format!(" w={kind}:{start}:{n}"));
+        }
         out
     }
 
     /// Parses a record value.
     pub fn decode(text: &str) -> Result<SavedState, String> {
         let rest = text.strip_prefix(MAGIC).ok_or("not a kuniq state record (version 1)")?;
-        let mut state = SavedState { partitions: 0, config: String::new(), streams: Vec::new() };
+        let mut state = SavedState { partitions: 0, config: String::new(), streams: Vec::new(), emitted: Vec::new() };
         for field in rest.split_whitespace() {
             let (name, value) = field.split_once('=').ok_or_else(|| format!("bad field '{field}'"))?;
             match name {
                 "partitions" => state.partitions = value.parse().map_err(|_| format!("bad partitions '{value}'"))?,
                 "config" => state.config = value.to_string(),
+                "w" => {
+                    let bad = || format!("bad window '{field}'");
+                    let mut parts = value.split(':');
+                    let kind = parts.next().and_then(WindowKind::from_name).ok_or_else(bad)?;
+                    let start = parts.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+                    let n = parts.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+                    state.emitted.push((kind, start, n));
+                }
                 _ if name.starts_with('p') => {
                     let p: i32 = name[1..].parse().map_err(|_| format!("bad field '{field}'"))?;
                     let parts: Vec<&str> = value.split(':').collect();
@@ -242,6 +256,7 @@ mod tests {
                 ),
                 (3, StreamState { resume: Checkpoint { offset: 0, max_ts: None }, read_to: 16, final_before: None }),
             ],
+            emitted: vec![(WindowKind::Minute, 1_468_244_400, 3), (WindowKind::Hour, 1_468_242_000, 1)],
         };
         let text = state.encode();
         assert!(text.starts_with("kuniq-state 1 partitions=4 config=lateness:5,allowed:60"), "{text}");
@@ -253,6 +268,7 @@ mod tests {
         assert!(SavedState::decode("hello").unwrap_err().contains("not a kuniq state"));
         assert!(SavedState::decode("kuniq-state 1 p0=1:2:3").unwrap_err().contains("bad partition state"));
         assert!(SavedState::decode("kuniq-state 1 p0=x:2:3:4").unwrap_err().contains("bad offset"));
+        assert!(SavedState::decode("kuniq-state 1 w=fortnight:0:1").unwrap_err().contains("bad window"));
         assert!(SavedState::decode("kuniq-state 1 p0=1:2:3:4 later=5").is_ok(), "unknown fields are ignored");
     }
 }

@@ -306,6 +306,16 @@ impl Engine {
         };
     }
 
+    /// Records emitted so far by each open window that has emitted any:
+    /// (kind, start, records). A run resumed from a checkpoint re-emits
+    /// these first; they can be left out, as they are the same.
+    pub fn emitted_revisions(&self) -> Vec<(WindowKind, Secs, u32)> {
+        self.kinds
+            .iter()
+            .flat_map(|k| k.windows.iter().filter(|w| w.revisions > 0).map(|w| (k.kind, w.start, w.revisions)))
+            .collect()
+    }
+
     /// Where `stream` can be read again so that a resumed engine emits the
     /// same records, given that every frame before `position` was fed; `None`
     /// when the stream has had no frame (nothing to save).
