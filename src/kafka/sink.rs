@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::consumer::ConsumerGroupMetadata;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
 use crate::sink::Sink;
@@ -52,8 +52,12 @@ impl ProducerContext for DeliveryWatch {
 }
 
 /// The run's producer, shared by the output sink and the state writer.
+///
+/// A `BaseProducer` served by the caller (every send and check polls it
+/// without waiting), not a `ThreadedProducer`, whose polling thread costs up
+/// to 100 ms at exit.
 pub struct Output {
-    producer: ThreadedProducer<DeliveryWatch>,
+    producer: BaseProducer<DeliveryWatch>,
     transactional: bool,
 }
 
@@ -66,7 +70,7 @@ impl Output {
         if let Some(id) = transactional_id {
             config.set("transactional.id", id);
         }
-        let producer: ThreadedProducer<DeliveryWatch> = config
+        let producer: BaseProducer<DeliveryWatch> = config
             .create_with_context(DeliveryWatch::default())
             .map_err(|e| format!("cannot create the Kafka producer: {e}"))?;
         if transactional_id.is_some() {
@@ -85,6 +89,7 @@ impl Output {
 
     /// The first failed delivery, as an error.
     pub fn check_deliveries(&self) -> io::Result<()> {
+        self.producer.poll(Duration::ZERO);
         match self.producer.context().failure() {
             Some(e) => Err(io::Error::other(format!("a record was not delivered: {e}"))),
             None => Ok(()),
@@ -93,11 +98,16 @@ impl Output {
 
     /// Queues one record, waiting while librdkafka's queue is full.
     pub fn send(&self, topic: &str, key: &[u8], value: &[u8]) -> io::Result<()> {
-        self.check_deliveries()?;
+        if let Some(e) = self.producer.context().failure() {
+            return Err(io::Error::other(format!("a record was not delivered: {e}")));
+        }
         let mut pending = BaseRecord::to(topic).key(key).payload(value);
         loop {
             match self.producer.send(pending) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.producer.poll(Duration::ZERO);
+                    return Ok(());
+                }
                 Err((e, back)) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) => {
                     // The local queue is full: wait for acknowledgements.
                     self.producer.poll(Duration::from_millis(10));

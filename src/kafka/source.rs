@@ -183,8 +183,8 @@ pub fn count_kafka(
         config: state::config_text(&plan.engine),
         partitions,
     };
-    state::ensure_topic(&config, &kafka.state_topic).map_err(fail)?;
-    let saved = state::load(&config, &kafka.state_topic, &checkpoints.key).map_err(fail)?;
+    state::ensure_topic(consumer.client(), &config, &kafka.state_topic).map_err(fail)?;
+    let saved = state::load(&consumer, &kafka.state_topic, &checkpoints.key).map_err(fail)?;
     let mut engine = Engine::new(plan.engine.clone(), partitions as usize);
     let starts = start_offsets(&consumer, kafka, partitions, saved.as_ref(), &checkpoints.config, &mut engine)?;
     let mut sink = Resumed {
@@ -450,6 +450,8 @@ fn consumer_config(kafka: &KafkaPlan) -> Result<ClientConfig, String> {
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("enable.partition.eof", "true"),
+            // Transactional input (and kuniq's own state) is read as committed.
+            ("isolation.level", "read_committed"),
             ("auto.offset.reset", kafka.start.reset_policy()),
             ("fetch.wait.max.ms", super::DEFAULT_FETCH_WAIT_MAX_MS),
         ],

@@ -24,12 +24,13 @@ use std::task::{Context, Poll, Wake};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::{Client, DefaultClientContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, ClientContext};
 
 use crate::window::engine::{Checkpoint, EngineConfig, StreamState};
 use crate::window::{Secs, WindowKind};
@@ -148,17 +149,17 @@ impl SavedState {
     }
 }
 
-/// Creates the state topic (one partition, compacted) unless it exists.
-pub fn ensure_topic(config: &rdkafka::ClientConfig, topic: &str) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> =
-        config.create().map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
-    let metadata = admin
-        .inner()
+/// Creates the state topic (one partition, compacted) unless `client` sees
+/// it; `config` makes the admin client when it must be created.
+pub fn ensure_topic<C: ClientContext>(client: &Client<C>, config: &ClientConfig, topic: &str) -> Result<(), String> {
+    let metadata = client
         .fetch_metadata(Some(topic), TIMEOUT)
         .map_err(|e| format!("cannot read metadata of state topic '{topic}': {e}"))?;
     if metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()) {
         return Ok(());
     }
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
     let results = block_on(admin.create_topics([&new], &AdminOptions::new().operation_timeout(Some(TIMEOUT))))
         .map_err(|e| format!("cannot create state topic '{topic}': {e}"))?;
@@ -176,14 +177,14 @@ pub fn ensure_topic(config: &rdkafka::ClientConfig, topic: &str) -> Result<(), S
     Ok(())
 }
 
-/// The newest state saved under `key` in `topic`, if any. `config` is a
-/// consumer configuration (no group needed); only committed records are
-/// read.
-pub fn load(config: &rdkafka::ClientConfig, topic: &str, key: &str) -> Result<Option<SavedState>, String> {
-    let mut config = config.clone();
-    config.set("isolation.level", "read_committed").set("enable.partition.eof", "true");
-    let consumer: BaseConsumer =
-        config.create().map_err(|e| format!("cannot create a consumer for state topic '{topic}': {e}"))?;
+/// The newest state saved under `key` in `topic`, if any, read with
+/// `consumer` (configured with `enable.partition.eof` and, for transactions,
+/// `isolation.level=read_committed`; its assignment is replaced).
+pub fn load<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    key: &str,
+) -> Result<Option<SavedState>, String> {
     let (low, high) = consumer
         .fetch_watermarks(topic, 0, TIMEOUT)
         .map_err(|e| format!("cannot read the offsets of state topic '{topic}': {e}"))?;
@@ -209,10 +210,12 @@ pub fn load(config: &rdkafka::ClientConfig, topic: &str, key: &str) -> Result<Op
             }
         }
         if let Some(text) = found {
+            consumer.unassign().map_err(|e| format!("cannot read state topic '{topic}': {e}"))?;
             return SavedState::decode(&text).map(Some).map_err(|e| format!("state topic '{topic}', key '{key}': {e}"));
         }
         (end, step) = (start, step * 4);
     }
+    consumer.unassign().map_err(|e| format!("cannot read state topic '{topic}': {e}"))?;
     Ok(None)
 }
 
