@@ -273,3 +273,17 @@ fn killed_and_restarted_runs_lose_nothing_and_repeat_records_exactly() {
     assert_eq!(last, expected, "last revisions after kills at {kills:?}; last run: {summary}");
     assert!(kills.iter().any(|(_, running)| *running), "no kill hit a running kuniq: {kills:?}");
 }
+
+#[test]
+fn a_partition_with_no_saved_state_or_commit_needs_an_offset_choice() {
+    let broker = Broker::start();
+    broker.create_topic("frames", 2);
+    let out = Command::new(KUNIQ)
+        .args(["count", "-b", &broker.addr, "-t", "frames", "-G", "new", "-e", "--progress", "never"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no saved state or committed offset for group 'new'"), "{stderr}");
+    assert!(stderr.contains("--offset beginning"), "{stderr}");
+}

@@ -420,7 +420,7 @@ impl Checkpoints {
             self.output.send(&self.state_topic, self.key.as_bytes(), value.as_bytes()).map_err(state_error)?;
             self.output.flush().map_err(state_error)?;
             // For monitoring (lag); the state topic is what a restart reads.
-            if let Err(e) = self.consumer.commit(&offsets, CommitMode::Async) {
+            if let Err(e) = self.consumer.commit(&offsets, CommitMode::Sync) {
                 eprintln!("kuniq: committing offsets for group monitoring: {e}");
             }
         }
