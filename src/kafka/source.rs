@@ -638,10 +638,22 @@ fn merge(
         let watermark = engine.watermark();
         if states.iter().all(|s| s.idle) {
             // All quiet: the watermark follows the wall clock from where the
-            // leading partition left it.
+            // leading partition left it, and once the topic has been quiet
+            // for the lateness too, it passes the end of the shortest window
+            // holding the last frame, so the last minute is emitted within
+            // idle timeout + lateness of the input going quiet.
             if let Some(lead) = engine.leading_watermark() {
                 let (since, base) = *quiet_since.get_or_insert((now, lead));
-                engine.advance_quiet(base + now.duration_since(since).as_secs() as Secs);
+                let quiet = now.duration_since(since);
+                let mut wm = base + quiet.as_secs() as Secs;
+                let cfg = engine.config();
+                if quiet.as_secs() >= cfg.lateness_secs
+                    && let Some(&kind) = cfg.kinds.iter().min()
+                {
+                    let last_ts = lead + cfg.lateness_secs as Secs;
+                    wm = wm.max(kind.end(kind.start(last_ts)));
+                }
+                engine.advance_quiet(wm);
             }
         } else {
             quiet_since = None;
