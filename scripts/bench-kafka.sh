@@ -26,8 +26,9 @@ is reported), then alternates RUNS runs of each of:
           message at a time and touching each payload (length sum, xor of
           the first byte); no parsing, no counting. The ceiling.
   kuniq   kuniq count -b ... -t TOPIC -G GROUP --offset beginning -e
-          (reads the topic to its end, counts, prints the records, commits
-          once, exits).
+          (reads the topic to its end, counts, prints the records, saves
+          its state, exits; it assigns itself every partition, no group
+          join).
   python  scripts/python_consumer.py: confluent-kafka, batches of 1000,
           json.loads per message, dict of minute -> set(uid).
 
@@ -35,7 +36,8 @@ Every client sets fetch.wait.max.ms=10 (tansu holds each fetch for the full
 wait, so librdkafka's default of 500 ms caps everyone at a few thousand
 frames/s), auto.offset.reset=earliest and enable.partition.eof=true, and
 each run uses a fresh consumer group, so every run reads the whole topic
-from offset 0 and includes the group join (seconds on tansu).
+from offset 0 (the bare loop and the Python consumer subscribe and join the
+group; kuniq assigns itself the partitions).
 
 What is timed, for every run: the whole process under GNU time: wall
 seconds (%e) and CPU seconds, user + sys (%U + %S). The bare loop's and the
@@ -161,7 +163,7 @@ echo "topic:   $topic, $partitions partitions, loaded with kuniq produce (round-
 awk -v f="$frames_in_file" -v b="$bytes" -v s="$produce_secs" \
     'BEGIN { printf "produce: %.3f s, %.0fk frames/s, %.1f MB/s (whole kuniq produce process, acks included)\n", s, f / s / 1e3, b / s / 1e6 }'
 echo "clients: fetch.wait.max.ms=10 for all three (tansu holds every fetch for the full wait);"
-echo "         auto.offset.reset=earliest, a fresh consumer group per run (group join included)"
+echo "         auto.offset.reset=earliest, a fresh consumer group per run (bare and python join it, kuniq assigns)"
 echo "bare:    target/release/examples/consume_bench -b $brokers -t TOPIC -G GROUP"
 echo "kuniq:   ${kuniq_cmd[*]#"$KUNIQ_ROOT/"} -b $brokers -t TOPIC -G GROUP"
 echo "python:  scripts/python_consumer.py -b $brokers -t TOPIC -G GROUP (batches of 1000, json.loads, dict of sets)"
