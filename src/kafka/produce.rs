@@ -50,7 +50,7 @@ pub fn produce(
                 continue;
             }
             let partition = (sent % partitions as u64) as i32;
-            let mut record = BaseRecord::<(), [u8]>::to(topic).payload(line).partition(partition);
+            let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, 0).payload(line).partition(partition);
             loop {
                 match producer.send(record) {
                     Ok(()) => break,

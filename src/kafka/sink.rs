@@ -10,7 +10,9 @@
 //! state and the consumed offsets of one checkpoint interval are committed
 //! together ([`Output::commit_transaction`]), or not at all.
 
+use std::collections::BTreeSet;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,10 +27,12 @@ use crate::window::engine::Emission;
 /// How long `flush` and transaction calls wait before failing.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Remembers the first delivery failure.
+/// Remembers the first delivery failure, and which records (numbered in
+/// sending order) are not acknowledged yet.
 #[derive(Default)]
 pub struct DeliveryWatch {
     failure: Mutex<Option<String>>,
+    outstanding: Mutex<BTreeSet<usize>>,
 }
 
 impl DeliveryWatch {
@@ -36,17 +40,27 @@ impl DeliveryWatch {
     pub fn failure(&self) -> Option<String> {
         self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+
+    /// True when every record numbered below `n` was acknowledged.
+    fn acknowledged_below(&self, n: usize) -> bool {
+        self.outstanding.lock().unwrap_or_else(|p| p.into_inner()).first().is_none_or(|&first| first >= n)
+    }
 }
 
 impl ClientContext for DeliveryWatch {}
 
 impl ProducerContext for DeliveryWatch {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, number: usize) {
         if let Err((e, _)) = result {
             let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
             failure.get_or_insert_with(|| e.to_string());
+        }
+        // A failed record stays outstanding: nothing after it counts as
+        // safely written.
+        if result.is_ok() {
+            self.outstanding.lock().unwrap_or_else(|p| p.into_inner()).remove(&number);
         }
     }
 }
@@ -59,6 +73,8 @@ impl ProducerContext for DeliveryWatch {
 pub struct Output {
     producer: BaseProducer<DeliveryWatch>,
     transactional: bool,
+    /// Records sent so far (the next record's number).
+    sent: AtomicUsize,
 }
 
 impl Output {
@@ -79,7 +95,7 @@ impl Output {
             })?;
             producer.begin_transaction().map_err(|e| format!("cannot begin a Kafka transaction: {e}"))?;
         }
-        Ok(Arc::new(Output { producer, transactional: transactional_id.is_some() }))
+        Ok(Arc::new(Output { producer, transactional: transactional_id.is_some(), sent: AtomicUsize::new(0) }))
     }
 
     /// True when records are written in transactions.
@@ -96,12 +112,27 @@ impl Output {
         }
     }
 
+    /// Records sent so far; [`Output::acknowledged`] tells when all of them
+    /// are written.
+    pub fn sent(&self) -> usize {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// True when the first `n` records sent are all acknowledged (does not
+    /// wait).
+    pub fn acknowledged(&self, n: usize) -> io::Result<bool> {
+        self.check_deliveries()?;
+        Ok(self.producer.context().acknowledged_below(n))
+    }
+
     /// Queues one record, waiting while librdkafka's queue is full.
     pub fn send(&self, topic: &str, key: &[u8], value: &[u8]) -> io::Result<()> {
         if let Some(e) = self.producer.context().failure() {
             return Err(io::Error::other(format!("a record was not delivered: {e}")));
         }
-        let mut pending = BaseRecord::to(topic).key(key).payload(value);
+        let number = self.sent.fetch_add(1, Ordering::Relaxed);
+        self.producer.context().outstanding.lock().unwrap_or_else(|p| p.into_inner()).insert(number);
+        let mut pending = BaseRecord::with_opaque_to(topic, number).key(key).payload(value);
         loop {
             match self.producer.send(pending) {
                 Ok(()) => {

@@ -174,7 +174,7 @@ pub fn count_kafka(
         Arc::new(config.create().map_err(|e| fail(format!("cannot create the Kafka consumer: {e}")))?);
     let partitions = super::partition_count(consumer.client(), &kafka.topic).map_err(fail)?;
 
-    let checkpoints = Checkpoints {
+    let mut checkpoints = Checkpoints {
         output: Arc::clone(output),
         consumer: Arc::clone(&consumer),
         topic: kafka.topic.clone(),
@@ -182,6 +182,7 @@ pub fn count_kafka(
         key: state::state_key(&kafka.group, &kafka.topic),
         config: state::config_text(&plan.engine),
         partitions,
+        pending: None,
     };
     state::ensure_topic(consumer.client(), &config, &kafka.state_topic).map_err(fail)?;
     let saved = state::load(&consumer, &kafka.state_topic, &checkpoints.key).map_err(fail)?;
@@ -261,8 +262,18 @@ pub fn count_kafka(
                 .expect("spawning a Kafka worker thread");
         }
         drop(tx);
-        let result =
-            merge(kafka, &consumer, &checkpoints, &rx, &mut engine, &mut states, sink, stop, started, &mut progress);
+        let result = merge(
+            kafka,
+            &consumer,
+            &mut checkpoints,
+            &rx,
+            &mut engine,
+            &mut states,
+            sink,
+            stop,
+            started,
+            &mut progress,
+        );
         // Workers stop; what they polled but the merge did not apply is not
         // in any checkpoint, so the next run reads it again.
         workers_stop.store(true, Ordering::Relaxed);
@@ -382,14 +393,29 @@ struct Checkpoints {
     key: String,
     config: String,
     partitions: i32,
+    /// A checkpoint taken but not written yet (at least once mode).
+    pending: Option<Pending>,
+}
+
+/// A checkpoint on its way: its state record is written once the records
+/// emitted before it are acknowledged, its offsets committed once the state
+/// record is.
+struct Pending {
+    value: String,
+    offsets: TopicPartitionList,
+    /// Records sent before the checkpoint.
+    records: usize,
+    /// Records sent up to and including the state record, once sent.
+    written: Option<usize>,
 }
 
 impl Checkpoints {
-    /// Saves where every partition can be read again. Records emitted so
-    /// far are acknowledged first (or, in a transaction, committed with
-    /// the state), so a saved state never skips a record that was lost.
-    fn save(&self, engine: &Engine, states: &[PartitionState], sink: &mut dyn Sink) -> Result<(), PipelineError> {
-        let out = |e: std::io::Error| PipelineError::Output(e);
+    /// The state of every partition that has one, and the matching offsets.
+    fn snapshot(
+        &self,
+        engine: &Engine,
+        states: &[PartitionState],
+    ) -> Result<Option<(String, TopicPartitionList)>, PipelineError> {
         let streams: Vec<(i32, StreamState)> = (0..self.partitions)
             .filter_map(|p| {
                 let position = states[p as usize].next_offset?;
@@ -397,7 +423,7 @@ impl Checkpoints {
             })
             .collect();
         if streams.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let saved = SavedState {
             partitions: self.partitions,
@@ -405,20 +431,91 @@ impl Checkpoints {
             streams,
             emitted: engine.emitted_revisions(),
         };
-        let offsets = saved.offsets(&self.topic).map_err(|e| out(std::io::Error::other(e.to_string())))?;
-        sink.flush().map_err(out)?;
-        let value = saved.encode();
-        let state_error =
-            |e: std::io::Error| out(std::io::Error::other(format!("state topic '{}': {e}", self.state_topic)));
+        let offsets =
+            saved.offsets(&self.topic).map_err(|e| PipelineError::Output(std::io::Error::other(e.to_string())))?;
+        Ok(Some((saved.encode(), offsets)))
+    }
+
+    fn state_error(&self, e: std::io::Error) -> PipelineError {
+        PipelineError::Output(std::io::Error::other(format!("state topic '{}': {e}", self.state_topic)))
+    }
+
+    /// Takes a checkpoint without waiting for the broker: the merge goes on
+    /// and [`Checkpoints::progress`] writes it once it is safe. In a
+    /// transaction, commits it now (records, state and offsets at once).
+    /// False when the previous checkpoint is still on its way (none taken).
+    fn begin(
+        &mut self,
+        engine: &Engine,
+        states: &[PartitionState],
+        sink: &mut dyn Sink,
+    ) -> Result<bool, PipelineError> {
         if self.output.transactional() {
-            self.output.send(&self.state_topic, self.key.as_bytes(), value.as_bytes()).map_err(state_error)?;
+            return self.save(engine, states, sink).map(|()| true);
+        }
+        if self.pending.is_some() {
+            return Ok(false);
+        }
+        if let Some((value, offsets)) = self.snapshot(engine, states)? {
+            sink.flush().map_err(PipelineError::Output)?;
+            self.pending = Some(Pending { value, offsets, records: self.output.sent(), written: None });
+            self.progress()?;
+        }
+        Ok(true)
+    }
+
+    /// Moves a pending checkpoint on, without waiting.
+    fn progress(&mut self) -> Result<(), PipelineError> {
+        let Some(pending) = &mut self.pending else {
+            return Ok(());
+        };
+        let out = PipelineError::Output;
+        match pending.written {
+            None => {
+                if self.output.acknowledged(pending.records).map_err(out)? {
+                    self.output
+                        .send(&self.state_topic, self.key.as_bytes(), pending.value.as_bytes())
+                        .map_err(|e| PipelineError::Output(std::io::Error::other(format!("state topic: {e}"))))?;
+                    pending.written = Some(self.output.sent());
+                }
+            }
+            Some(written) => {
+                if self.output.acknowledged(written).map_err(out)? {
+                    // For monitoring (lag); the state topic is what a restart reads.
+                    if let Err(e) = self.consumer.commit(&pending.offsets, CommitMode::Async) {
+                        eprintln!("kuniq: committing offsets for group monitoring: {e}");
+                    }
+                    self.pending = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves where every partition can be read again, waiting until it is
+    /// written. Records emitted so far are acknowledged first (or, in a
+    /// transaction, committed with the state), so a saved state never skips
+    /// a record that was lost.
+    fn save(&mut self, engine: &Engine, states: &[PartitionState], sink: &mut dyn Sink) -> Result<(), PipelineError> {
+        let out = PipelineError::Output;
+        self.pending = None;
+        let Some((value, offsets)) = self.snapshot(engine, states)? else {
+            return Ok(());
+        };
+        sink.flush().map_err(out)?;
+        if self.output.transactional() {
+            self.output
+                .send(&self.state_topic, self.key.as_bytes(), value.as_bytes())
+                .map_err(|e| self.state_error(e))?;
             let group =
                 self.consumer.group_metadata().ok_or_else(|| out(std::io::Error::other("no group metadata")))?;
             self.output.commit_transaction(&offsets, &group).map_err(out)?;
         } else {
             self.output.flush().map_err(out)?;
-            self.output.send(&self.state_topic, self.key.as_bytes(), value.as_bytes()).map_err(state_error)?;
-            self.output.flush().map_err(state_error)?;
+            self.output
+                .send(&self.state_topic, self.key.as_bytes(), value.as_bytes())
+                .map_err(|e| self.state_error(e))?;
+            self.output.flush().map_err(|e| self.state_error(e))?;
             // For monitoring (lag); the state topic is what a restart reads.
             if let Err(e) = self.consumer.commit(&offsets, CommitMode::Sync) {
                 eprintln!("kuniq: committing offsets for group monitoring: {e}");
@@ -589,7 +686,7 @@ fn send(tx: &mpsc::SyncSender<Batch>, mut batch: Batch, stop: &AtomicBool) -> bo
 fn merge(
     kafka: &KafkaPlan,
     consumer: &KafkaConsumer,
-    checkpoints: &Checkpoints,
+    checkpoints: &mut Checkpoints,
     rx: &mpsc::Receiver<Batch>,
     engine: &mut Engine,
     states: &mut [PartitionState],
@@ -677,8 +774,11 @@ fn merge(
             emit(engine, sink)?;
             break;
         }
-        if changed && now.duration_since(last_checkpoint) >= kafka.commit_interval {
-            checkpoints.save(engine, states, sink)?;
+        checkpoints.progress()?;
+        if changed
+            && now.duration_since(last_checkpoint) >= kafka.commit_interval
+            && checkpoints.begin(engine, states, sink)?
+        {
             (last_checkpoint, changed) = (Instant::now(), false);
         }
     }
