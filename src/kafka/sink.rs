@@ -149,9 +149,22 @@ impl Output {
         }
     }
 
-    /// Waits until every queued record is acknowledged.
+    /// Waits until every queued record is acknowledged. (rust-rdkafka's
+    /// `BaseProducer::flush` polls in steps of up to 100 ms that do not end
+    /// when the last acknowledgement arrives; this checks every millisecond.)
     pub fn flush(&self) -> io::Result<()> {
-        self.producer.flush(FLUSH_TIMEOUT).map_err(|e| io::Error::other(format!("flushing records: {e}")))?;
+        let deadline = std::time::Instant::now() + FLUSH_TIMEOUT;
+        while self.producer.in_flight_count() > 0 {
+            if std::time::Instant::now() >= deadline {
+                return Err(io::Error::other(format!(
+                    "flushing records: {} not acknowledged after {} s",
+                    self.producer.in_flight_count(),
+                    FLUSH_TIMEOUT.as_secs()
+                )));
+            }
+            self.producer.poll(Duration::from_millis(1));
+        }
+        self.producer.poll(Duration::ZERO);
         self.check_deliveries()
     }
 
