@@ -152,10 +152,13 @@ impl SavedState {
 /// Creates the state topic (one partition, compacted) unless `client` sees
 /// it; `config` makes the admin client when it must be created.
 pub fn ensure_topic<C: ClientContext>(client: &Client<C>, config: &ClientConfig, topic: &str) -> Result<(), String> {
-    let metadata = client
-        .fetch_metadata(Some(topic), TIMEOUT)
-        .map_err(|e| format!("cannot read metadata of state topic '{topic}': {e}"))?;
-    if metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()) {
+    let exists = || -> Result<bool, String> {
+        let metadata = client
+            .fetch_metadata(Some(topic), TIMEOUT)
+            .map_err(|e| format!("cannot read metadata of state topic '{topic}': {e}"))?;
+        Ok(metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+    };
+    if exists()? {
         return Ok(());
     }
     let admin: AdminClient<DefaultClientContext> =
@@ -173,6 +176,15 @@ pub fn ensure_topic<C: ClientContext>(client: &Client<C>, config: &ClientConfig,
                 ));
             }
         }
+    }
+    // Wait until the new topic shows in the metadata (reading it before
+    // fails with an unknown partition).
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !exists()? {
+        if std::time::Instant::now() >= deadline {
+            return Err(format!("created state topic '{topic}', but it is still missing from the metadata"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
 }
