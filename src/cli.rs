@@ -129,7 +129,9 @@ pub struct KafkaArgs {
     pub transactional_id: Option<String>,
 
     /// A caught-up partition with no records for this long stops holding the
-    /// watermark back; when all are idle the watermark follows the wall clock.
+    /// watermark back; when all are idle the watermark follows the wall clock,
+    /// and after the lateness more it passes the end of the last frame's
+    /// minute (e.g. 10s, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub idle_timeout: String,
 
