@@ -135,6 +135,12 @@ pub struct KafkaArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub idle_timeout: String,
 
+    /// Longest wait for the brokers to answer at start-up before kuniq gives
+    /// up with an error (e.g. 30s, 500ms). Once running, kuniq rides out
+    /// broker outages: librdkafka reconnects and retries.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub connect_timeout: String,
+
     /// Messages taken from a partition queue per poll.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub batch_size: usize,
@@ -238,6 +244,7 @@ impl KafkaArgs {
             start: crate::kafka::source::StartAt::from_name(&self.offset)?,
             exit_at_end: self.exit_at_end,
             idle_timeout,
+            connect_timeout: parse_duration("--connect-timeout", &self.connect_timeout)?,
             batch_size: self.batch_size,
             state_topic: self.state_topic.clone(),
             commit_interval,

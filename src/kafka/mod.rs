@@ -39,12 +39,40 @@ pub fn client_config(brokers: &str, defaults: &[(&str, &str)], properties: &[Str
     Ok(config)
 }
 
-/// Partitions of `topic`, from the broker's metadata; an error naming the
-/// topic when it does not exist.
-pub fn partition_count<C: ClientContext>(client: &Client<C>, topic: &str) -> Result<i32, String> {
-    let metadata = client
-        .fetch_metadata(Some(topic), Duration::from_secs(30))
-        .map_err(|e| format!("cannot read metadata of topic '{topic}': {e}"))?;
+/// How long a client waits for the brokers to answer its first metadata
+/// request before kuniq gives up with an error.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Partitions of `topic`, from the metadata of the brokers at `brokers`
+/// (the `-b` list, for messages); an error naming the topic when it does not
+/// exist, and one naming the brokers when none answers within `timeout`.
+/// After the first 2 s without an answer kuniq says that it is waiting.
+pub fn partition_count<C: ClientContext>(
+    client: &Client<C>,
+    brokers: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<i32, String> {
+    let started = std::time::Instant::now();
+    let first = timeout.min(Duration::from_secs(2));
+    let metadata = match client.fetch_metadata(Some(topic), first) {
+        Ok(metadata) => Ok(metadata),
+        Err(_) if timeout > first => {
+            eprintln!(
+                "kuniq: no answer yet from the Kafka brokers at {brokers}; waiting up to {} s (--connect-timeout)",
+                timeout.as_secs_f64().round()
+            );
+            client.fetch_metadata(Some(topic), timeout.saturating_sub(started.elapsed()))
+        }
+        Err(e) => Err(e),
+    }
+    .map_err(|e| {
+        format!(
+            "cannot reach the Kafka brokers at {brokers} within {} s ({e}): check that they run, that -b names \
+             them, and any -X security settings",
+            timeout.as_secs_f64().round()
+        )
+    })?;
     match metadata.topics().iter().find(|t| t.name() == topic) {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
         _ => Err(format!("topic '{topic}' does not exist (create it first, e.g. scripts/broker.sh topic {topic} 4)")),

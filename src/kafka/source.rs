@@ -111,6 +111,8 @@ pub struct KafkaPlan {
     pub exit_at_end: bool,
     /// Caught-up time without records after which a partition is idle.
     pub idle_timeout: Duration,
+    /// Longest wait for the brokers' first answer.
+    pub connect_timeout: Duration,
     /// Messages per poll of a partition queue.
     pub batch_size: usize,
     /// Topic holding the saved state (one partition).
@@ -172,7 +174,8 @@ pub fn count_kafka(
     let config = consumer_config(kafka).map_err(fail)?;
     let consumer: Arc<KafkaConsumer> =
         Arc::new(config.create().map_err(|e| fail(format!("cannot create the Kafka consumer: {e}")))?);
-    let partitions = super::partition_count(consumer.client(), &kafka.topic).map_err(fail)?;
+    let partitions =
+        super::partition_count(consumer.client(), &kafka.brokers, &kafka.topic, kafka.connect_timeout).map_err(fail)?;
 
     let mut checkpoints = Checkpoints {
         output: Arc::clone(output),
@@ -699,10 +702,17 @@ fn merge(
     let mut quiet_since: Option<(Instant, Secs)> = None;
     let mut last_checkpoint = Instant::now();
     let mut changed = false;
+    // Since when the brokers may be unreachable, and when that was last
+    // checked: no partition counts as idle meanwhile (see `outage_over`).
+    let mut outage: Option<(Instant, Instant)> = None;
     loop {
         // Serve errors (messages all go to partition queues).
         if let Some(Err(e)) = consumer.poll(Duration::ZERO) {
             eprintln!("kuniq: Kafka consumer: {e}");
+            if outage.is_none() {
+                let now = Instant::now();
+                outage = Some((now, now));
+            }
         }
 
         let mut got = 0;
@@ -724,12 +734,53 @@ fn merge(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
 
-        // Idle partitions: caught up and quiet for the idle timeout.
         let now = Instant::now();
+        if let Some((since, checked)) = outage {
+            // A partition read to its end before the brokers went away is
+            // not known to be quiet now: an outage must not pass for a quiet
+            // topic and close minutes whose frames are waiting on the broker.
+            for (p, s) in states.iter_mut().enumerate() {
+                if s.idle {
+                    s.idle = false;
+                    engine.set_idle(p, false);
+                }
+            }
+            if now.duration_since(checked) >= OUTAGE_CHECK_INTERVAL {
+                outage = if outage_over(consumer, &kafka.topic) {
+                    eprintln!(
+                        "kuniq: the brokers answer again ({:.1} s after the first error)",
+                        since.elapsed().as_secs_f64()
+                    );
+                    // Idle again only after a full idle timeout of reading.
+                    for s in states.iter_mut() {
+                        s.last_record = now;
+                    }
+                    None
+                } else {
+                    Some((since, now))
+                };
+            }
+        }
+
+        // Idle partitions: caught up and quiet for the idle timeout, and the
+        // broker confirms nothing more is there (after a reconnect, records
+        // can wait on the broker while the end of partition seen before
+        // still stands).
         for (p, s) in states.iter_mut().enumerate() {
-            if !s.idle && s.at_end && now.duration_since(s.last_record) >= kafka.idle_timeout {
-                s.idle = true;
-                engine.set_idle(p, true);
+            if outage.is_none() && !s.idle && s.at_end && now.duration_since(s.last_record) >= kafka.idle_timeout {
+                match read_to_end(consumer, &kafka.topic, p as i32) {
+                    Some(true) => {
+                        s.idle = true;
+                        engine.set_idle(p, true);
+                    }
+                    // Records are waiting: not at the end until they are read.
+                    Some(false) => {
+                        s.at_end = false;
+                        s.last_record = now;
+                    }
+                    // No answer: ask again after another idle timeout.
+                    None => s.last_record = now,
+                }
             }
         }
         let watermark = engine.watermark();
@@ -783,6 +834,30 @@ fn merge(
         }
     }
     Ok(input)
+}
+
+/// How often, after a consumer error, kuniq asks the brokers whether they
+/// answer again.
+const OUTAGE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// True when a broker answers a metadata request for `topic` (within
+/// 500 ms, the longest the merge thread waits on it).
+fn outage_over(consumer: &KafkaConsumer, topic: &str) -> bool {
+    consumer.client().fetch_metadata(Some(topic), Duration::from_millis(500)).is_ok()
+}
+
+/// Whether partition `p` of `topic` is read to the end the broker reports
+/// (the high watermark; the last stable offset for read_committed): the
+/// consumer's position is there. None when the broker does not answer
+/// within 500 ms. A partition nothing was read from yet is taken as read to
+/// its end (its end-of-partition event is all there is to go by).
+fn read_to_end(consumer: &KafkaConsumer, topic: &str, p: i32) -> Option<bool> {
+    let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_millis(500)).ok()?;
+    let positions = consumer.position().ok()?;
+    match positions.find_partition(topic, p).map(|e| e.offset()) {
+        Some(Offset::Offset(position)) => Some(position >= high),
+        _ => Some(true),
+    }
 }
 
 fn apply(batch: Batch, engine: &mut Engine, states: &mut [PartitionState], input: &mut InputCounters) {
