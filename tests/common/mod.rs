@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod cli;
 pub mod frames;
 pub mod oracle;
