@@ -4,4 +4,5 @@
 pub mod broker;
 pub mod cli;
 pub mod frames;
+pub mod hostile;
 pub mod oracle;
