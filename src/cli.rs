@@ -14,8 +14,8 @@ use crate::pipeline::CountPlan;
 use crate::source::file::DEFAULT_MAX_FRAME_BYTES;
 use crate::window::WindowKind;
 use crate::window::engine::{
-    DEFAULT_ALLOWED_LATENESS_SECS, DEFAULT_LATENESS_SECS, DEFAULT_QUARANTINE_SECS, DEFAULT_REVISION_INTERVAL_SECS,
-    EngineConfig,
+    DEFAULT_ALLOWED_LATENESS_SECS, DEFAULT_LATENESS_SECS, DEFAULT_MAX_OPEN_WINDOWS, DEFAULT_QUARANTINE_SECS,
+    DEFAULT_REVISION_INTERVAL_SECS, EngineConfig,
 };
 
 /// kuniq counts unique users per minute of event time in JSON frames, from
@@ -194,6 +194,13 @@ pub struct CountArgs {
     #[arg(long, value_name = "DURATION", default_value_t = format!("{}s", DEFAULT_QUARANTINE_SECS))]
     pub quarantine: String,
 
+    /// Most windows of one kind open at once. Opening one more emits the
+    /// oldest early, as final (its later frames count as too late), with a
+    /// warning, and counts it as windows_forced. Memory is about N × (0.6 KB
+    /// + 16 bytes per distinct uid in a window).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_OPEN_WINDOWS)]
+    pub max_open_windows: usize,
+
     /// Lines longer than this are skipped and counted as too_large (e.g. 64MiB).
     #[arg(long, value_name = "SIZE", default_value_t = format!("{}MiB", DEFAULT_MAX_FRAME_BYTES >> 20))]
     pub max_frame_bytes: String,
@@ -276,6 +283,9 @@ impl CountArgs {
         if revision_interval == 0 {
             return Err("--revision-interval must be at least 1 second".into());
         }
+        if self.max_open_windows == 0 {
+            return Err("--max-open-windows must be at least 1".into());
+        }
         let max_frame_bytes = parse_bytes("--max-frame-bytes", &self.max_frame_bytes)?;
         if max_frame_bytes < 2 {
             return Err("--max-frame-bytes must be at least 2 bytes".into());
@@ -290,6 +300,7 @@ impl CountArgs {
                 allowed_lateness_secs: parse_secs("--allowed-lateness", &self.allowed_lateness)?,
                 revision_interval_secs: revision_interval,
                 quarantine_secs: parse_secs("--quarantine", &self.quarantine)?,
+                max_open_windows: self.max_open_windows,
             },
             max_frame_bytes: usize::try_from(max_frame_bytes).unwrap_or(usize::MAX),
         })

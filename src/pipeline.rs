@@ -202,8 +202,18 @@ fn merge(
     Ok(())
 }
 
-/// Sends the engine's pending records to `sink` and flushes it.
+/// Sends the engine's pending records to `sink` and flushes it. Warns on
+/// stderr, once a run, when the cap on open windows forced one out.
 pub(crate) fn emit(engine: &mut Engine, sink: &mut dyn Sink) -> Result<(), PipelineError> {
+    if let Some((kind, start)) = engine.take_first_forced() {
+        eprintln!(
+            "kuniq: warning: {} {} windows were open at once (--max-open-windows), so the oldest, starting at {start}, \
+             was emitted early; its later frames count as too late. Windows forced out are counted in the summary \
+             (windows_forced).",
+            engine.config().max_open_windows,
+            kind.name()
+        );
+    }
     let records = engine.emissions();
     if records.is_empty() {
         return Ok(());

@@ -74,6 +74,7 @@ impl Summary {
             concat!(
                 r#"{{"frames":{},"bytes":{},"rejected":{},"rejected_by_reason":{{{}}},"counted":{},"late":{},"#,
                 r#""too_late":{},"quarantined":{},"reread":{},"records":{},"revisions":{},"windows_finalized":{},"#,
+                r#""windows_forced":{},"open_windows_peak":{},"state_bytes_peak":{},"#,
                 r#""elapsed_secs":{:.6},"frames_per_sec":{:.1},"mb_per_sec":{:.1}}}"#
             ),
             self.input.frames,
@@ -88,6 +89,9 @@ impl Summary {
             e.emissions,
             e.revisions,
             e.windows_finalized,
+            e.windows_forced,
+            e.open_windows_peak,
+            e.state_bytes_peak,
             self.elapsed.as_secs_f64(),
             self.frames_per_sec(),
             self.mb_per_sec()
@@ -126,6 +130,15 @@ impl fmt::Display for Summary {
             write!(f, " ({})", reasons.join(", "))?;
         }
         writeln!(f)?;
-        write!(f, "  records {} ({} revisions), windows finalized {}", e.emissions, e.revisions, e.windows_finalized)
+        write!(f, "  records {} ({} revisions), windows finalized {}", e.emissions, e.revisions, e.windows_finalized)?;
+        if e.windows_forced > 0 {
+            write!(f, ", forced out early by --max-open-windows {}", e.windows_forced)?;
+        }
+        write!(
+            f,
+            "\n  open windows at most {}, holding at most {:.1} MB",
+            e.open_windows_peak,
+            e.state_bytes_peak as f64 / 1e6
+        )
     }
 }

@@ -1,9 +1,10 @@
 //! Every compiled parser against the independent oracle: random valid
 //! frames, mutated frames, generator frames, the shared samples, deep
-//! nesting and a table of hostile cases.
+//! nesting and the shared table of hostile cases (tests/common/hostile.rs).
 
 mod common;
 
+use common::hostile;
 use common::oracle::{Verdict, oracle, with_big_stack};
 use kuniq::frame::FrameParser;
 use proptest::prelude::*;
@@ -146,78 +147,53 @@ fn every_prefix_of_a_frame_matches_the_oracle() {
 
 #[test]
 fn deep_nesting_does_not_overflow_any_parser() {
-    let depth = 100_000;
-    let valid = format!(r#"{{"x":{}1{},"uid":"u","ts":5}}"#, "[{\"a\":".repeat(depth), "}]".repeat(depth));
-    let unbalanced = format!(r#"{{"x":{}1,"uid":"u","ts":5}}"#, "[".repeat(depth));
     // The parsers run on this ordinary test thread: none may recurse per level.
     let mut parsers = parsers();
-    for (name, parser) in parsers.iter_mut() {
-        assert_eq!(verdict(parser.as_mut(), valid.as_bytes()), Ok((b"u".to_vec(), 5)), "{name}");
-        assert_eq!(verdict(parser.as_mut(), unbalanced.as_bytes()), Err("malformed".into()), "{name}");
+    for case in hostile::big_cases().into_iter().filter(|c| c.name.contains("100,000")) {
+        for (name, parser) in parsers.iter_mut() {
+            assert_eq!(verdict(parser.as_mut(), &case.frame), case.verdict, "{name} on {}", case.name);
+        }
+        let (frame, expect) = (case.frame, case.verdict);
+        let (oracle_verdict, valid) = with_big_stack(move || (oracle(&frame), hostile::strict_json_valid(&frame)));
+        assert_eq!(oracle_verdict, expect, "oracle on {}", case.name);
+        assert_eq!(valid, expect.is_ok(), "strict JSON parser on {}", case.name);
     }
-    let expect = with_big_stack(move || (oracle(valid.as_bytes()), oracle(unbalanced.as_bytes())));
-    assert_eq!(expect, (Ok((b"u".to_vec(), 5)), Err("malformed".into())));
 }
 
+/// The shared hostile table (tests/common/hostile.rs): every parser and the
+/// oracle give each case its documented verdict, and JSON validity decides
+/// `malformed` as a strict JSON parser does, with the listed exceptions.
 #[test]
 fn hostile_cases_have_the_documented_verdicts() {
-    let ok = |uid: &str, ts: u64| -> Verdict { Ok((uid.as_bytes().to_vec(), ts)) };
-    let no = |reason: &str| -> Verdict { Err(reason.to_string()) };
-    let cases: Vec<(&str, Vec<u8>, Verdict)> = vec![
-        ("plain", br#"{"uid":"a","ts":1468244384}"#.to_vec(), ok("a", 1_468_244_384)),
-        ("crlf", b"{\"uid\":\"a\",\"ts\":1}\r".to_vec(), ok("a", 1)),
-        ("empty line", b"".to_vec(), no("empty")),
-        ("whitespace only", b" \t\r".to_vec(), no("empty")),
-        ("bom", b"\xEF\xBB\xBF{\"uid\":\"a\",\"ts\":1}".to_vec(), no("malformed")),
-        ("truncated", br#"{"uid":"a","ts":1"#.to_vec(), no("malformed")),
-        ("unterminated string", br#"{"uid":"a,"ts":1}"#.to_vec(), no("malformed")),
-        ("invalid utf-8 in string", b"{\"uid\":\"a\",\"ts\":1,\"x\":\"\xff\"}".to_vec(), no("malformed")),
-        ("invalid utf-8 outside", b"{\"uid\":\"a\",\"ts\":1,\xff}".to_vec(), no("malformed")),
-        ("top-level array", br#"[{"uid":"a","ts":1}]"#.to_vec(), no("not_object")),
-        ("top-level number", b"42".to_vec(), no("not_object")),
-        ("top-level string", br#""uid""#.to_vec(), no("not_object")),
-        ("missing uid", br#"{"ts":1}"#.to_vec(), no("missing_uid")),
-        ("missing ts", br#"{"uid":"a"}"#.to_vec(), no("missing_ts")),
-        ("uid number", br#"{"uid":7,"ts":1}"#.to_vec(), no("uid_not_string")),
-        ("uid empty", br#"{"uid":"","ts":1}"#.to_vec(), no("uid_empty")),
-        ("ts negative", br#"{"uid":"a","ts":-1}"#.to_vec(), no("ts_out_of_range")),
-        ("ts float", br#"{"uid":"a","ts":1.5}"#.to_vec(), no("ts_not_integer")),
-        ("ts 1e300", br#"{"uid":"a","ts":1e300}"#.to_vec(), no("ts_not_integer")),
-        ("ts beyond i64", br#"{"uid":"a","ts":99999999999999999999}"#.to_vec(), no("ts_out_of_range")),
-        ("ts non-numeric string", br#"{"uid":"a","ts":"soon"}"#.to_vec(), no("ts_not_integer")),
-        ("ts empty string", br#"{"uid":"a","ts":""}"#.to_vec(), no("ts_not_integer")),
-        ("ts leading plus", br#"{"uid":"a","ts":"+1"}"#.to_vec(), no("ts_not_integer")),
-        ("ts spaces", br#"{"uid":"a","ts":" 1"}"#.to_vec(), no("ts_not_integer")),
-        ("ts string", br#"{"uid":"a","ts":"1468244384"}"#.to_vec(), ok("a", 1_468_244_384)),
-        ("duplicate uid", br#"{"uid":"a","uid":"b","ts":1}"#.to_vec(), no("duplicate_field")),
-        ("duplicate ts", br#"{"uid":"a","ts":1,"ts":1}"#.to_vec(), no("duplicate_field")),
-        ("escaped key", br#"{"\u0075id":"a","ts":1}"#.to_vec(), ok("a", 1)),
-        ("uid with escapes", br#"{"uid":"a\"b\\c\u00e9","ts":1}"#.to_vec(), ok("a\"b\\cé", 1)),
-        ("only decoys", br#"{"x":{"uid":"a","ts":1},"y":[{"uid":"b"}]}"#.to_vec(), no("missing_uid")),
-        ("nul outside", b"{\"uid\":\"a\",\"ts\":1}\0".to_vec(), no("malformed")),
-        ("nul in string", b"{\"uid\":\"a\0\",\"ts\":1}".to_vec(), no("malformed")),
-        ("escaped nul", br#"{"uid":"a\u0000","ts":1}"#.to_vec(), ok("a\0", 1)),
-        ("lone surrogate elsewhere", br#"{"uid":"a","ts":1,"x":"\ud800"}"#.to_vec(), ok("a", 1)),
-        ("lone surrogate in uid", br#"{"uid":"\ud800","ts":1}"#.to_vec(), no("malformed")),
-        ("trailing comma", br#"{"uid":"a","ts":1,}"#.to_vec(), no("malformed")),
-        ("two objects", br#"{"uid":"a","ts":1}{}"#.to_vec(), no("malformed")),
-        ("mismatched brackets", br#"{"uid":"a","ts":1,"x":[}"#.to_vec(), no("malformed")),
-        ("spaced", b" { \"uid\" : \"a\" , \"ts\" : 1 } ".to_vec(), ok("a", 1)),
-    ];
     let mut parsers = parsers();
-    for (name, frame, expect) in cases {
-        assert_eq!(oracle(&frame), expect, "oracle on {name}");
+    let cases = hostile::cases();
+    for case in &cases {
+        let (name, frame, expect) = (case.name, &case.frame, &case.verdict);
+        assert_eq!(&oracle(frame), expect, "oracle on {name}");
         for (parser_name, parser) in parsers.iter_mut() {
-            assert_eq!(verdict(parser.as_mut(), &frame), expect, "{parser_name} on {name}");
+            assert_eq!(&verdict(parser.as_mut(), frame), expect, "{parser_name} on {name}");
         }
+        let rejected_as_invalid = matches!(expect.as_ref().map_err(String::as_str), Err("malformed" | "empty"));
+        let exception = hostile::VALID_JSON_BUT_MALFORMED.iter().any(|(n, _)| *n == name);
+        assert_eq!(
+            hostile::strict_json_valid(frame),
+            !rejected_as_invalid || exception,
+            "{name}: kuniq's verdict {expect:?} vs a strict JSON parser"
+        );
     }
+    for (name, _) in hostile::VALID_JSON_BUT_MALFORMED {
+        assert!(cases.iter().any(|c| c.name == *name), "the exception '{name}' is a case of the table");
+    }
+    let names: std::collections::HashSet<&str> = cases.iter().map(|c| c.name).collect();
+    assert_eq!(names.len(), cases.len(), "every case has its own name");
 }
 
 #[test]
 fn a_16_mib_frame_is_parsed() {
-    let filler = "x".repeat(16 << 20);
-    let frame = format!(r#"{{"pad":"{filler}","uid":"big","ts":7}}"#);
+    let case = hostile::big_cases().into_iter().find(|c| c.name == "16 MiB frame").unwrap();
+    assert!(case.frame.len() >= 16 << 20);
     for (name, parser) in parsers().iter_mut() {
-        assert_eq!(verdict(parser.as_mut(), frame.as_bytes()), Ok((b"big".to_vec(), 7)), "{name}");
+        assert_eq!(verdict(parser.as_mut(), &case.frame), case.verdict, "{name}");
     }
+    assert_eq!(oracle(&case.frame), case.verdict);
 }

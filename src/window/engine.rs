@@ -44,6 +44,12 @@ pub const DEFAULT_ALLOWED_LATENESS_SECS: u64 = 60;
 pub const DEFAULT_REVISION_INTERVAL_SECS: u64 = 5;
 /// Default distance ahead of the watermark beyond which frames are quarantined.
 pub const DEFAULT_QUARANTINE_SECS: u64 = 3600;
+/// Default cap on the open windows of one kind. The defaults keep about 63
+/// minute windows open (quarantine, lateness and allowed lateness); 4096 is
+/// almost three days of minutes, room for streams that lag each other, and
+/// bounds the state: 4096 × (about 0.6 KB per window + about 16 bytes per
+/// distinct uid in it).
+pub const DEFAULT_MAX_OPEN_WINDOWS: usize = 4096;
 
 /// Window semantics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +65,13 @@ pub struct EngineConfig {
     /// Frames further than this ahead of their stream's watermark are
     /// quarantined.
     pub quarantine_secs: u64,
+    /// Most windows of one kind open at once (at least 1). Opening one more
+    /// first *forces* the oldest: it completes all its stages now (emitting
+    /// its records as at the end of input) and is freed; frames that come
+    /// later for it, or for any earlier window, are too late. Forced
+    /// windows are counted ([`EngineStats::windows_forced`]). Default
+    /// [`DEFAULT_MAX_OPEN_WINDOWS`].
+    pub max_open_windows: usize,
 }
 
 impl Default for EngineConfig {
@@ -69,6 +82,7 @@ impl Default for EngineConfig {
             allowed_lateness_secs: DEFAULT_ALLOWED_LATENESS_SECS,
             revision_interval_secs: DEFAULT_REVISION_INTERVAL_SECS,
             quarantine_secs: DEFAULT_QUARANTINE_SECS,
+            max_open_windows: DEFAULT_MAX_OPEN_WINDOWS,
         }
     }
 }
@@ -161,6 +175,14 @@ pub struct EngineStats {
     /// Frames read again after a restart for windows that were already
     /// final: skipped (the earlier run counted them).
     pub reread: u64,
+    /// Windows finalized early because `max_open_windows` of their kind were
+    /// open (also counted in `windows_finalized`).
+    pub windows_forced: u64,
+    /// Most windows open at once, all kinds together.
+    pub open_windows_peak: u64,
+    /// Most bytes held by open windows, sampled whenever windows are
+    /// finalized (when they are fullest) and at the end of input.
+    pub state_bytes_peak: u64,
 }
 
 #[derive(Debug)]
@@ -202,23 +224,28 @@ struct KindWindows {
     kind: WindowKind,
     /// Open windows, sorted by start; new windows are usually last.
     windows: Vec<Window>,
+    /// Windows ending at or before this were forced out by the cap: final.
+    forced_until: Secs,
 }
 
 impl KindWindows {
+    /// The index of the window starting at `start`, opened if need be;
+    /// `None` when it is not open and may not be opened: it was forced out
+    /// (`end <= forced_until`), or `cap` windows are open. The checks cost
+    /// nothing for frames of open windows.
     #[inline]
-    fn window(&mut self, start: Secs) -> &mut Window {
+    fn window(&mut self, start: Secs, cap: usize) -> Option<usize> {
         let at = match self.windows.iter().rposition(|w| w.start <= start) {
-            Some(i) if self.windows[i].start == start => i,
-            Some(i) => {
-                self.windows.insert(i + 1, Window::new(start, self.kind.end(start)));
-                i + 1
-            }
-            None => {
-                self.windows.insert(0, Window::new(start, self.kind.end(start)));
-                0
-            }
+            Some(i) if self.windows[i].start == start => return Some(i),
+            Some(i) => i + 1,
+            None => 0,
         };
-        &mut self.windows[at]
+        let end = self.kind.end(start);
+        if end <= self.forced_until || self.windows.len() >= cap {
+            return None;
+        }
+        self.windows.insert(at, Window::new(start, end));
+        Some(at)
     }
 }
 
@@ -259,12 +286,16 @@ pub struct Engine {
     stats: EngineStats,
     emissions: Vec<Emission>,
     decided: Vec<(Event, Decision)>,
+    /// The first window forced out by the cap, until the caller has taken
+    /// it (to warn once); `Some(None)` once taken.
+    first_forced: Option<Option<(WindowKind, Secs)>>,
 }
 
 impl Engine {
     /// An engine with `streams` input streams (numbered from 0).
     pub fn new(cfg: EngineConfig, streams: usize) -> Engine {
-        let kinds = cfg.kinds.iter().map(|&kind| KindWindows { kind, windows: Vec::new() }).collect();
+        let kinds =
+            cfg.kinds.iter().map(|&kind| KindWindows { kind, windows: Vec::new(), forced_until: Secs::MIN }).collect();
         let mut engine = Engine {
             cfg,
             streams: Vec::new(),
@@ -273,6 +304,7 @@ impl Engine {
             stats: EngineStats::default(),
             emissions: Vec::new(),
             decided: Vec::new(),
+            first_forced: None,
         };
         for _ in 0..streams {
             engine.add_stream();
@@ -333,7 +365,13 @@ impl Engine {
                 resume = first;
             }
         }
-        let final_before = self.watermark.max((s.final_before != Secs::MIN).then_some(s.final_before));
+        // Windows the cap forced out are final too, for a kind that forced
+        // any; with several kinds only as far as every kind forced (the
+        // state holds one bound for all kinds), so a restart may emit again
+        // a window of one kind that the cap forced out early.
+        let allowed = self.cfg.allowed_lateness_secs as Secs;
+        let forced = self.kinds.iter().map(|k| k.forced_until).min().filter(|&f| f != Secs::MIN).map(|f| f - allowed);
+        let final_before = self.watermark.max((s.final_before != Secs::MIN).then_some(s.final_before)).max(forced);
         Some(StreamState { resume, final_before, read_to: position.max(s.read_to) })
     }
 
@@ -360,6 +398,18 @@ impl Engine {
     /// Open windows of all kinds.
     pub fn open_windows(&self) -> usize {
         self.kinds.iter().map(|k| k.windows.len()).sum()
+    }
+
+    /// The first window the cap forced out, once: (kind, start); `None`
+    /// before any was forced and after the first call that returned it.
+    pub fn take_first_forced(&mut self) -> Option<(WindowKind, Secs)> {
+        match self.first_forced {
+            Some(Some(first)) => {
+                self.first_forced = Some(None);
+                Some(first)
+            }
+            _ => None,
+        }
     }
 
     /// Bytes held by the open windows' uid sets and late-frame buffers.
@@ -430,6 +480,8 @@ impl Engine {
     /// All input ended: completes every stage of every window, in order, and
     /// frees them.
     pub fn flush(&mut self) {
+        self.stats.open_windows_peak = self.stats.open_windows_peak.max(self.open_windows() as u64);
+        self.stats.state_bytes_peak = self.stats.state_bytes_peak.max(self.state_bytes() as u64);
         for stream in 0..self.streams.len() {
             let mut decided = std::mem::take(&mut self.decided);
             self.streams[stream].clock.finish(&mut |e, d| decided.push((e, d)));
@@ -477,25 +529,41 @@ impl Engine {
                 }
                 continue;
             }
-            let w = if wm < end {
-                let w = kind.window(start);
-                w.set.insert(ev.hash);
-                w.frames += 1;
-                w
-            } else if wm < end + allowed {
-                let stage = 1 + ((wm - end) / interval) as u32;
-                let w = kind.window(start);
-                w.held.push((stage, ev.hash));
-                if first {
-                    self.stats.late += 1;
-                }
-                w
-            } else {
+            if wm >= end + allowed {
                 if first {
                     self.stats.too_late += 1;
                 }
                 continue;
+            }
+            let at = match kind.window(start, self.cfg.max_open_windows) {
+                Some(at) => at,
+                None => {
+                    if end > kind.forced_until {
+                        force_oldest(&self.cfg, kind, &mut self.emissions, &mut self.stats, &mut self.first_forced);
+                    }
+                    match kind.window(start, self.cfg.max_open_windows) {
+                        Some(at) => at,
+                        None => {
+                            // Its window, or a later one, was forced out.
+                            if first {
+                                self.stats.too_late += 1;
+                            }
+                            continue;
+                        }
+                    }
+                }
             };
+            let w = &mut kind.windows[at];
+            if wm < end {
+                w.set.insert(ev.hash);
+                w.frames += 1;
+            } else {
+                let stage = 1 + ((wm - end) / interval) as u32;
+                w.held.push((stage, ev.hash));
+                if first {
+                    self.stats.late += 1;
+                }
+            }
             if !w.firsts.iter().any(|f| f.0 == stream as u32) {
                 w.firsts.push((stream as u32, restart));
             }
@@ -507,6 +575,8 @@ impl Engine {
 
     /// Recomputes the global watermark and completes the stages it reached.
     pub fn advance(&mut self) {
+        // Once per batch, before windows are freed: the most open at once.
+        self.stats.open_windows_peak = self.stats.open_windows_peak.max(self.open_windows() as u64);
         let active = self.streams.iter().filter(|s| !s.idle);
         let Some(wm) = active
             .map(|s| s.clock.watermark())
@@ -543,6 +613,11 @@ impl Engine {
             return;
         }
         self.watermark = Some(wm);
+        let allowed = self.cfg.allowed_lateness_secs as Secs;
+        if self.kinds.iter().any(|k| k.windows.first().is_some_and(|w| w.end + allowed <= wm)) {
+            // Windows are about to be freed, at their fullest.
+            self.stats.state_bytes_peak = self.stats.state_bytes_peak.max(self.state_bytes() as u64);
+        }
         for kind in &mut self.kinds {
             let mut finalized = 0;
             for w in kind.windows.iter_mut() {
@@ -554,11 +629,31 @@ impl Engine {
                 }
             }
             if finalized > 0 {
-                let allowed = self.cfg.allowed_lateness_secs as Secs;
                 kind.windows.retain(|w| w.end + allowed > wm);
             }
         }
     }
+}
+
+/// Frees the oldest open window of `kind` after completing all its stages
+/// (as at the end of input), because the cap on open windows is reached;
+/// its frames and those of earlier windows are too late from now on.
+#[cold]
+fn force_oldest(
+    cfg: &EngineConfig,
+    kind: &mut KindWindows,
+    out: &mut Vec<Emission>,
+    stats: &mut EngineStats,
+    first_forced: &mut Option<Option<(WindowKind, Secs)>>,
+) {
+    if kind.windows.is_empty() {
+        return;
+    }
+    let mut oldest = kind.windows.remove(0);
+    complete(cfg, kind.kind, &mut oldest, Secs::MAX, out, stats);
+    kind.forced_until = kind.forced_until.max(oldest.end);
+    stats.windows_forced += 1;
+    first_forced.get_or_insert(Some((kind.kind, oldest.start)));
 }
 
 /// Completes the stages of `w` that watermark `wm` reached, emitting a

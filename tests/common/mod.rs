@@ -2,5 +2,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod cli;
 pub mod frames;
+pub mod hostile;
 pub mod oracle;

@@ -121,6 +121,7 @@ fn config(lateness: u64, allowed: u64, interval: u64, kinds: Vec<WindowKind>) ->
         allowed_lateness_secs: allowed,
         revision_interval_secs: interval,
         quarantine_secs: DEFAULT_QUARANTINE_SECS,
+        max_open_windows: DEFAULT_MAX_OPEN_WINDOWS,
     }
 }
 
@@ -344,4 +345,238 @@ fn quarantined_frames_do_not_move_the_watermark_or_count() {
     assert_eq!(stats.counted, 100);
     let out = std::mem::take(engine.emissions());
     assert!(out.iter().all(|e| e.start < T0 + 60));
+}
+
+// ---------------------------------------------------------------------------
+// Hostile timestamps: bit flips in an otherwise ordered stream
+
+/// Where flipped frames go into an ordered stream of `len` frames, and
+/// which ts each one gets (from the good ts it replaces).
+#[derive(Debug, Clone, Copy)]
+enum Placement {
+    /// One frame, in the middle.
+    Single,
+    /// The very first frame of the stream.
+    First,
+    /// `n` flipped frames in a row, in the middle.
+    Burst(usize),
+    /// `n` flipped frames, one every 13 good ones.
+    Scattered(usize),
+    /// `n` flipped frames as the first ones (fewer than half a warm-up).
+    FirstFew(usize),
+}
+
+/// A named bit flip: the flipped ts as a function of the good one.
+type Flip = (&'static str, fn(Secs) -> Secs);
+
+/// Flips that land far ahead of the stream (quarantined) and far behind it
+/// (too late).
+const FLIPS_AHEAD: [Flip; 4] = [
+    ("bit 33 set", |t| t | (1 << 33)),
+    ("bit 31 flipped (2084)", |t| t ^ (1 << 31)),
+    ("year 2106 (u32::MAX)", |_| u32::MAX as Secs),
+    ("bit 22 flipped (48 days ahead)", |t| t ^ (1 << 22)),
+];
+const FLIPS_BEHIND: [Flip; 3] = [
+    ("zero", |_| 0),
+    ("bit 30 cleared (1982)", |t| t & !(1 << 30)),
+    ("bit 28 flipped (8 years back)", |t| t ^ (1 << 28)),
+];
+
+/// An ordered stream: about 5 frames a second over `len / 5` seconds, 50
+/// users.
+fn ordered(len: usize) -> Vec<(Secs, u64)> {
+    (0..len).map(|i| (T0 + i as Secs / 5, i as u64 % 50)).collect()
+}
+
+/// `good` with flipped frames put in by `placement` (uids 10_000 and up, so
+/// they would show in any count they got into); returns the stream and the
+/// number of flipped frames.
+fn with_flips(good: &[(Secs, u64)], placement: Placement, flip: fn(Secs) -> Secs) -> (Vec<(Secs, u64)>, usize) {
+    let mut out = good.to_vec();
+    let mid = good.len() / 2;
+    let positions: Vec<usize> = match placement {
+        Placement::Single => vec![mid],
+        Placement::First => vec![0],
+        Placement::Burst(n) => vec![mid; n],
+        Placement::Scattered(n) => (0..n).map(|k| 40 + 14 * k).rev().collect(),
+        Placement::FirstFew(n) => vec![0; n],
+    };
+    for (k, &at) in positions.iter().enumerate() {
+        out.insert(at, (flip(good[at.min(good.len() - 1)].0), 10_000 + k as u64));
+    }
+    (out, positions.len())
+}
+
+fn placements() -> [Placement; 6] {
+    [
+        Placement::Single,
+        Placement::First,
+        Placement::Burst(10),
+        Placement::Burst(50),
+        Placement::Scattered(30),
+        Placement::FirstFew(WARMUP_FRAMES / 2 - 1),
+    ]
+}
+
+use crate::window::clock::{JUMP_CONFIRM_FRAMES, WARMUP_FRAMES};
+
+#[test]
+fn bit_flipped_timestamps_leave_the_stream_as_it_was() {
+    assert!(placements().iter().all(|p| match p {
+        Placement::Burst(n) | Placement::Scattered(n) => *n < JUMP_CONFIRM_FRAMES,
+        _ => true,
+    }));
+    let cfg = config(5, 60, 5, vec![WindowKind::Minute, WindowKind::Hour]);
+    let good = ordered(3000);
+    let want = reference(&cfg, &good);
+    let ahead = FLIPS_AHEAD.iter().map(|f| (f, true));
+    let behind = FLIPS_BEHIND.iter().map(|f| (f, false));
+    for ((name, flip), is_ahead) in ahead.chain(behind) {
+        for placement in placements() {
+            let (frames, flipped) = with_flips(&good, placement, *flip);
+            for batch in [1, 64, 5000] {
+                let what = format!("{name}, {placement:?}, batches of {batch}");
+                let (got, stats) = run(&cfg, std::slice::from_ref(&frames), &vec![0; frames.len()], batch);
+                assert_eq!(sorted(got), want, "{what}: the records of the stream without the flips");
+                assert_eq!(stats.counted, good.len() as u64, "{what}");
+                assert_eq!(stats.late, 0, "{what}: nothing made late");
+                let (quarantined, too_late) = if is_ahead { (flipped, 0) } else { (0, flipped) };
+                assert_eq!((stats.quarantined, stats.too_late), (quarantined as u64, too_late as u64), "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_flip_does_not_move_the_watermark_while_it_is_held_or_after() {
+    let cfg = config(5, 60, 5, vec![WindowKind::Minute]);
+    let mut engine = Engine::new(cfg, 1);
+    let good = ordered(200);
+    let events: Vec<Event> =
+        good.iter().enumerate().map(|(i, &(ts, uid))| Event { ts, hash: uid, offset: i as u64 }).collect();
+    engine.observe_batch(0, &events[..100]);
+    let before = (engine.watermark(), engine.clock(0).max_ts());
+    for (k, ts) in [u32::MAX as Secs, T0 | (1 << 33), 0].into_iter().enumerate() {
+        engine.observe_batch(0, &[Event { ts, hash: 99_999, offset: 1000 + k as u64 }]);
+        assert_eq!((engine.watermark(), engine.clock(0).max_ts()), before, "after ts {ts}");
+        assert!(engine.emissions().is_empty(), "ts {ts} closed no window");
+    }
+    engine.observe_batch(0, &events[100..]);
+    assert_eq!(engine.clock(0).max_ts(), Some(good.last().unwrap().0));
+    assert_eq!((engine.stats().quarantined, engine.stats().too_late, engine.stats().late), (2, 1, 0));
+}
+
+/// Several streams (Kafka partitions): flips in some of them change no
+/// record and make no frame of any stream late.
+#[test]
+fn bit_flips_in_one_stream_of_several_change_no_record() {
+    let cfg = config(5, 60, 5, vec![WindowKind::Minute]);
+    let good: Vec<Vec<(Secs, u64)>> = (0..3).map(|_| ordered(2000)).collect();
+    let mut hostile = good.clone();
+    let mut flipped = 0;
+    for (s, placement, flip) in [
+        (0, Placement::First, FLIPS_AHEAD[2].1),
+        (1, Placement::Burst(50), FLIPS_AHEAD[0].1),
+        (1, Placement::Scattered(30), FLIPS_AHEAD[1].1),
+        (2, Placement::Single, FLIPS_AHEAD[3].1),
+    ] {
+        let (frames, n) = with_flips(&hostile[s], placement, flip);
+        hostile[s] = frames;
+        flipped += n;
+    }
+    for seed in 0..4 {
+        let order_of = |streams: &[Vec<(Secs, u64)>]| {
+            let mut order: Vec<usize> = streams.iter().enumerate().flat_map(|(i, s)| vec![i; s.len()]).collect();
+            shuffle(&mut order, seed);
+            order
+        };
+        let (want, base) = run(&cfg, &good, &order_of(&good), 50);
+        let (got, stats) = run(&cfg, &hostile, &order_of(&hostile), 50);
+        assert_eq!(sorted(got), sorted(want), "order seed {seed}");
+        assert_eq!(stats.counted, base.counted);
+        assert_eq!((stats.late, stats.too_late), (base.late, 0), "order seed {seed}");
+        assert_eq!(stats.quarantined, flipped as u64);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The cap on open windows
+
+#[test]
+fn the_oldest_window_is_forced_out_at_the_cap() {
+    let mut cfg = config(5, 60, 5, vec![WindowKind::Minute]);
+    cfg.max_open_windows = 4;
+    // Two streams; stream 0 stays at T0 and holds the global watermark back
+    // (a lagging partition) while stream 1 opens a window a minute.
+    let mut engine = Engine::new(cfg, 2);
+    let lagging: Vec<Event> = (0..20).map(|i| Event { ts: T0, hash: i, offset: i }).collect();
+    engine.observe_batch(0, &lagging);
+    let minute = WindowKind::Minute.start(T0);
+    let mut offset = 100;
+    let mut feed = |engine: &mut Engine, stream: usize, ts: Secs, hash: u64| {
+        engine.observe_batch(stream, &[Event { ts, hash, offset }]);
+        offset += 1;
+    };
+    for m in 0..10 {
+        for u in 0..(m + 1) {
+            feed(&mut engine, 1, minute + 60 * m + 30, u as u64);
+        }
+        assert!(engine.open_windows() <= 4, "at most 4 open: {}", engine.open_windows());
+    }
+    let stats = engine.stats();
+    assert_eq!(stats.windows_forced, 6, "minutes 0 to 5 forced out by minutes 4 to 9");
+    assert!(stats.open_windows_peak <= 4);
+    let forced: Vec<Emission> = std::mem::take(engine.emissions());
+    let counts: Vec<(Secs, u64, u64)> = forced.iter().map(|e| (e.start, e.unique_users, e.frames)).collect();
+    // Minute 0 has the lagging stream's 20 frames (users 0..20) and user 0.
+    let mut want = vec![(minute, 20, 21)];
+    want.extend((1..6).map(|m| (minute + 60 * m, m as u64 + 1, m as u64 + 1)));
+    assert_eq!(counts, want, "forced windows carry their frames");
+    assert_eq!(engine.take_first_forced(), Some((WindowKind::Minute, minute)));
+    assert_eq!(engine.take_first_forced(), None, "reported once");
+
+    // Frames of the lagging stream for forced windows would be on time
+    // (minute 2) and late (minute 0) by the watermark; they are too late.
+    feed(&mut engine, 0, minute + 60 * 2 + 1, 77);
+    feed(&mut engine, 0, minute + 1, 78);
+    assert_eq!((engine.stats().too_late, engine.stats().late), (2, 0));
+    assert_eq!(engine.stats().windows_forced, 6, "no window opened or forced for them");
+    engine.flush();
+    let rest: Vec<(Secs, u64)> = engine.emissions().iter().map(|e| (e.start, e.frames)).collect();
+    assert_eq!(rest, (6..10).map(|m| (minute + 60 * m, m as u64 + 1)).collect::<Vec<_>>());
+    assert_eq!(engine.stats().windows_forced, 6, "the end of input forces nothing");
+}
+
+#[test]
+fn a_cap_the_stream_does_not_reach_changes_nothing() {
+    let mut cfg = config(5, 60, 5, vec![WindowKind::Minute]);
+    let frames = stream(5000, 10, 40, 10, 300, 7);
+    let order = vec![0; frames.len()];
+    let (base, base_stats) = run(&cfg, std::slice::from_ref(&frames), &order, 100);
+    assert_eq!(base_stats.windows_forced, 0);
+    // The most windows this stream ever has open, as the cap.
+    cfg.max_open_windows = base_stats.open_windows_peak as usize;
+    let (capped, stats) = run(&cfg, std::slice::from_ref(&frames), &order, 100);
+    assert_eq!((stats.windows_forced, capped), (0, base), "a cap the stream never reaches changes nothing");
+    cfg.max_open_windows -= 1;
+    let (_, stats) = run(&cfg, std::slice::from_ref(&frames), &order, 100);
+    assert!(stats.windows_forced > 0, "one less is reached: the peak is exact");
+}
+
+#[test]
+fn a_restart_after_forced_windows_skips_them() {
+    let mut cfg = config(5, 60, 5, vec![WindowKind::Minute]);
+    cfg.max_open_windows = 3;
+    let mut engine = Engine::new(cfg.clone(), 2);
+    engine.observe_batch(0, &(0..20).map(|i| Event { ts: T0, hash: i, offset: i }).collect::<Vec<_>>());
+    let minute = WindowKind::Minute.start(T0);
+    // Three frames a minute for 8 minutes: past the warm-up, 5 forced out.
+    let later: Vec<Event> =
+        (0..24).map(|i| Event { ts: minute + 60 * (i / 3) + 1, hash: 100 + i as u64, offset: i as u64 }).collect();
+    engine.observe_batch(1, &later);
+    assert_eq!(engine.stats().windows_forced, 5);
+    let state = engine.stream_state(1, later.len() as u64).unwrap();
+    let forced_end = minute + 60 * 5;
+    assert!(state.final_before.unwrap() + 60 >= forced_end, "forced windows are final in the saved state: {state:?}");
 }
