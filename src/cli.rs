@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::frame::ParserKind;
 use crate::generator::{DEFAULT_SIZE_LIMIT, GenConfig};
+use crate::kafka::Property;
 use crate::pipeline::CountPlan;
 use crate::source::file::DEFAULT_MAX_FRAME_BYTES;
 use crate::window::WindowKind;
@@ -69,6 +70,35 @@ pub enum SummaryFormat {
     None,
 }
 
+/// librdkafka properties, shared by every subcommand that talks to Kafka.
+#[derive(Debug, Args, Clone)]
+pub struct ClientArgs {
+    /// librdkafka property, as kcat's -X (repeatable; wins over -F), e.g.
+    /// -X fetch.wait.max.ms=10, -X security.protocol=SASL_SSL. Values of
+    /// keys naming a password, secret, token or key are never printed, but
+    /// other users can see a command line: put secrets in a -F file.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub properties: Vec<Property>,
+
+    /// File of librdkafka properties, one key=value per line (# comments),
+    /// as kcat's -F: TLS and SASL settings and secrets without showing them
+    /// on the command line. -X given too wins over the file.
+    #[arg(short = 'F', long = "config-file", value_name = "FILE", env = "KUNIQ_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
+}
+
+impl ClientArgs {
+    /// The file's properties, then the `-X` ones (later ones win).
+    pub fn properties(&self) -> Result<Vec<Property>, String> {
+        let mut all = match &self.config_file {
+            Some(path) => crate::kafka::properties::read_file(path)?,
+            None => Vec::new(),
+        };
+        all.extend(self.properties.iter().cloned());
+        Ok(all)
+    }
+}
+
 /// Kafka flags of `kuniq count` (kcat-like).
 #[derive(Debug, Args, Clone)]
 pub struct KafkaArgs {
@@ -91,10 +121,10 @@ pub struct KafkaArgs {
     #[arg(short = 'o', long = "output-topic", value_name = "TOPIC")]
     pub output_topic: Option<String>,
 
-    /// librdkafka property for consumer and producer, as kcat's -X
-    /// (repeatable), e.g. -X fetch.wait.max.ms=10 -X compression.codec=lz4.
-    #[arg(short = 'X', value_name = "KEY=VALUE")]
-    pub properties: Vec<String>,
+    /// librdkafka properties (-X, -F) for the consumer, the producer and the
+    /// admin client; consumer-only and producer-only keys go to their client.
+    #[command(flatten)]
+    pub client: ClientArgs,
 
     /// Where to start in partitions with no saved state and no committed
     /// offset for the group: beginning or end; `stored` makes that an error.
@@ -238,16 +268,14 @@ impl KafkaArgs {
         if self.batch_size == 0 {
             return Err("--batch-size must be at least 1".into());
         }
-        for pair in &self.properties {
-            if !pair.contains('=') {
-                return Err(format!("-X expects key=value (a librdkafka property), not '{pair}'"));
-            }
-        }
+        let properties = self.client.properties()?;
+        // Checks every property now (usage errors, secrets blanked).
+        crate::kafka::client_config(brokers, &[], &properties)?;
         Ok(Some(crate::kafka::source::KafkaPlan {
             brokers: brokers.clone(),
             topic,
             group: self.group.clone(),
-            properties: self.properties.clone(),
+            properties,
             start: crate::kafka::source::StartAt::from_name(&self.offset)?,
             exit_at_end: self.exit_at_end,
             idle_timeout,
@@ -326,9 +354,9 @@ pub struct ConsumeArgs {
     #[arg(short = 'K', long)]
     pub keys: bool,
 
-    /// librdkafka consumer property, as kcat's -X (repeatable).
-    #[arg(short = 'X', value_name = "KEY=VALUE")]
-    pub properties: Vec<String>,
+    /// librdkafka consumer properties (-X, -F).
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Flags of `kuniq produce`.
@@ -346,10 +374,9 @@ pub struct ProduceArgs {
     #[arg(short, long, value_name = "PATH", default_value = "-")]
     pub input: String,
 
-    /// librdkafka producer property, as kcat's -X (repeatable),
-    /// e.g. -X compression.codec=lz4 -X linger.ms=20.
-    #[arg(short = 'X', value_name = "KEY=VALUE")]
-    pub properties: Vec<String>,
+    /// librdkafka producer properties (-X, -F), e.g. -X compression.codec=lz4.
+    #[command(flatten)]
+    pub client: ClientArgs,
 
     /// Progress on stderr.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]

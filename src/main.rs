@@ -29,7 +29,7 @@ use kuniq::source::file::{DEFAULT_SEGMENT_BYTES, FileSource};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_args();
     let result = match cli.command {
         Command::Count(args) => count(&args),
         Command::Gen(args) => gen_frames(&args),
@@ -46,6 +46,30 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("kuniq: error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses the command line. The parser's own errors quote arguments (an
+/// unexpected `hunter2` after `-X sasl.password hunter2`), so when secret
+/// properties are on the command line they are blanked first.
+fn parse_args() -> Cli {
+    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    match Cli::try_parse_from(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let secrets = kafka::properties::secrets_in_args(&args);
+            if secrets.is_empty() {
+                e.exit();
+            }
+            let text = kafka::properties::redact(&e.render().to_string(), &secrets);
+            if e.use_stderr() {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
+                let _ = io::stdout().flush();
+            }
+            std::process::exit(e.exit_code());
         }
     }
 }
@@ -130,7 +154,7 @@ fn consume(args: &ConsumeArgs) -> Result<()> {
     let config = kafka::client_config(
         &args.brokers,
         &[("fetch.wait.max.ms", kafka::DEFAULT_FETCH_WAIT_MAX_MS)],
-        &args.properties,
+        &args.client.properties().map_err(UsageError)?,
     )
     .map_err(UsageError)?;
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
@@ -142,9 +166,12 @@ fn consume(args: &ConsumeArgs) -> Result<()> {
 }
 
 fn produce(args: &ProduceArgs) -> Result<()> {
-    let config =
-        kafka::client_config(&args.brokers, &[("linger.ms", "20"), ("batch.num.messages", "10000")], &args.properties)
-            .map_err(UsageError)?;
+    let config = kafka::client_config(
+        &args.brokers,
+        &[("linger.ms", "20"), ("batch.num.messages", "10000")],
+        &args.client.properties().map_err(UsageError)?,
+    )
+    .map_err(UsageError)?;
     let source = FileSource::open(&args.input, DEFAULT_SEGMENT_BYTES, usize::MAX).with_context(|| {
         format!("cannot read input '{}' (give a JSON-lines file, a .gz file, or - for stdin)", args.input)
     })?;

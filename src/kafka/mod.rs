@@ -2,19 +2,25 @@
 //! sink, and `kuniq produce`.
 //!
 //! Every client kuniq makes starts from [`client_config`]: the brokers, the
-//! user's `-X key=value` properties (passed to librdkafka as kcat does), and
-//! defaults that suit kuniq. A user's `-X` always wins over a default.
+//! user's properties (`-F FILE`, then `-X key=value`, passed to librdkafka
+//! as kcat does), and defaults that suit kuniq. A user's property always
+//! wins over a default. Secret values never appear in kuniq's messages
+//! (see [`properties`]).
 
 use std::time::Duration;
 
 use rdkafka::client::Client;
+use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, ClientContext};
 
 pub mod consume;
 pub mod produce;
+pub mod properties;
 pub mod sink;
 pub mod source;
 pub mod state;
+
+pub use properties::Property;
 
 /// librdkafka's default `fetch.wait.max.ms` (500) makes brokers that hold
 /// every fetch for the full wait (tansu does) deliver a few thousand
@@ -22,21 +28,52 @@ pub mod state;
 /// brokers that answer as soon as data is there.
 pub const DEFAULT_FETCH_WAIT_MAX_MS: &str = "10";
 
-/// A client configuration: `defaults` first, then the user's `-X` pairs.
-pub fn client_config(brokers: &str, defaults: &[(&str, &str)], properties: &[String]) -> Result<ClientConfig, String> {
+/// A client configuration: `defaults` first, then the user's properties.
+///
+/// librdkafka checks every property here, so an unknown key or a bad value
+/// is reported before any client exists (and clients made from the result
+/// cannot fail on a property). Errors never show a secret value.
+pub fn client_config(
+    brokers: &str,
+    defaults: &[(&str, &str)],
+    properties: &[Property],
+) -> Result<ClientConfig, String> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", brokers);
     for (key, value) in defaults {
         config.set(*key, *value);
     }
     for pair in properties {
-        let (key, value) = pair
-            .split_once('=')
-            .filter(|(k, _)| !k.trim().is_empty())
-            .ok_or_else(|| format!("-X expects key=value (a librdkafka property), not '{pair}'"))?;
-        config.set(key.trim(), value.trim());
+        match (pair.key(), pair.value()) {
+            ("", Some(_)) => return Err("-X expects key=value (a librdkafka property); one has no key".into()),
+            (key, Some(value)) => config.set(key, value),
+            (text, None) => {
+                return Err(format!(
+                    "-X expects key=value (a librdkafka property), not {}",
+                    properties::describe_malformed(text)
+                ));
+            }
+        };
     }
+    config.create_native_config().map_err(|e| config_error(&e, properties))?;
     Ok(config)
+}
+
+/// A librdkafka error about the configuration, with secrets blanked: its
+/// own text quotes the refused value ("Invalid value \"...\" for ...").
+fn config_error(error: &KafkaError, properties: &[Property]) -> String {
+    let text = match error {
+        KafkaError::ClientConfig(_, description, key, value) => {
+            let description = if properties::is_secret(key) && !value.is_empty() {
+                description.replace(value.as_str(), properties::REDACTED)
+            } else {
+                description.clone()
+            };
+            format!("librdkafka refused property '{key}': {description}")
+        }
+        other => format!("invalid Kafka client configuration: {other}"),
+    };
+    properties::redact(&text, properties)
 }
 
 /// How long a client waits for the brokers to answer its first metadata
@@ -112,14 +149,11 @@ fn producer_only(key: &str) -> bool {
         || key == "retries"
 }
 
-/// The `-X` pairs that apply to a consumer (`consumer` true) or a producer.
-pub fn properties_for(properties: &[String], consumer: bool) -> Vec<String> {
+/// The properties that apply to a consumer (`consumer` true) or a producer.
+pub fn properties_for(properties: &[Property], consumer: bool) -> Vec<Property> {
     properties
         .iter()
-        .filter(|pair| {
-            let key = pair.split_once('=').map_or(pair.as_str(), |(k, _)| k).trim();
-            if consumer { !producer_only(key) } else { !consumer_only(key) }
-        })
+        .filter(|pair| if consumer { !producer_only(pair.key()) } else { !consumer_only(pair.key()) })
         .cloned()
         .collect()
 }
@@ -143,8 +177,32 @@ mod tests {
 
     #[test]
     fn properties_are_split_by_client_kind() {
-        let all = vec!["fetch.wait.max.ms=10".to_string(), "compression.codec=lz4".into(), "client.id=k".into()];
-        assert_eq!(properties_for(&all, true), vec!["fetch.wait.max.ms=10", "client.id=k"]);
-        assert_eq!(properties_for(&all, false), vec!["compression.codec=lz4", "client.id=k"]);
+        let all: Vec<Property> =
+            vec!["fetch.wait.max.ms=10".into(), "compression.codec=lz4".into(), "client.id=k".into()];
+        let keys = |props: Vec<Property>| props.iter().map(|p| p.key().to_string()).collect::<Vec<_>>();
+        assert_eq!(keys(properties_for(&all, true)), ["fetch.wait.max.ms", "client.id"]);
+        assert_eq!(keys(properties_for(&all, false)), ["compression.codec", "client.id"]);
+    }
+
+    #[test]
+    fn bad_values_are_refused_before_any_client_exists() {
+        let err = client_config("b", &[], &["socket.timeout.ms=soon".into()]).unwrap_err();
+        assert!(err.contains("socket.timeout.ms"), "{err}");
+        let err = client_config("b", &[], &["no.such.property=1".into()]).unwrap_err();
+        assert!(err.contains("no.such.property"), "{err}");
+    }
+
+    #[test]
+    fn config_errors_never_show_secrets() {
+        use rdkafka::types::RDKafkaConfRes;
+        let props: Vec<Property> = vec!["sasl.password=hunter2".into()];
+        let error = KafkaError::ClientConfig(
+            RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "Invalid value \"hunter2\" for configuration property \"sasl.password\"".into(),
+            "sasl.password".into(),
+            "hunter2".into(),
+        );
+        let text = config_error(&error, &props);
+        assert!(!text.contains("hunter2") && text.contains("sasl.password") && text.contains("[redacted]"), "{text}");
     }
 }

@@ -103,8 +103,8 @@ pub struct KafkaPlan {
     pub topic: String,
     /// Consumer group.
     pub group: String,
-    /// `-X` properties for the consumer.
-    pub properties: Vec<String>,
+    /// librdkafka properties (`-F`, `-X`); their `Debug` hides secrets.
+    pub properties: Vec<super::Property>,
     /// Start for partitions without a committed offset.
     pub start: StartAt,
     /// Stop once every assigned partition is read to its end.
