@@ -33,7 +33,7 @@ repeats there are expected and checked the same way.
 
 Environment:
   FRAMES     frames, at-least-once run [default: 200000]
-  EO_FRAMES  frames, exactly-once run [default: 5000]
+  EO_FRAMES  frames, exactly-once run [default: 20000]
   KILLS      kills per run [default: 10]
   SEED       seed of the input and the kill moments [default: 1]
   MODES      which runs [default: "at-least-once exactly-once"]
@@ -49,7 +49,7 @@ case "${1:-}" in
 esac
 
 frames="${FRAMES:-200000}"
-eo_frames="${EO_FRAMES:-5000}"
+eo_frames="${EO_FRAMES:-20000}"
 kills="${KILLS:-10}"
 seed="${SEED:-1}"
 modes="${MODES:-at-least-once exactly-once}"
@@ -81,7 +81,7 @@ for mode in $modes; do
     if out="$(cd "$KUNIQ_ROOT" && KUNIQ_CHAOS_MODE="$mode" KUNIQ_CHAOS_FRAMES="$n" KUNIQ_CHAOS_KILLS="$kills" \
         KUNIQ_CHAOS_SEED="$seed" cargo test --release --quiet --test chaos -- --ignored --exact chaos_long \
         --nocapture 2>&1)"; then
-        grep -E '^(chaos|kill|last run|outcome):' <<<"$out"
+        grep -E '^(chaos:|kill +[0-9]+:|last run:|outcome:)' <<<"$out"
         echo "result: PASS ($(secs_between "$started" "$(now_ns)") s)"
     else
         printf '%s\n' "$out" | tail -n 40
