@@ -18,7 +18,8 @@ Usage: scripts/soak.sh [--port N] [-h|--help]
 2. Starts tansu (memory storage) on 127.0.0.1:PORT with scripts/broker.sh,
    creates a 4-partition input topic and a 1-partition output topic.
 3. Starts `kuniq count` Kafka to Kafka (no -e, --idle-timeout 2s), then
-   `kuniq produce` of the whole file at its own pace, alongside.
+   `kuniq produce --rate RATE` of the whole file alongside: a live stream
+   of FRAMES / RATE seconds.
 4. Every SAMPLE_SECS samples kuniq's RSS (/proc/PID/status VmRSS), and takes
    frames read and open windows from kuniq's status line (printed every
    10 s when stderr is not a terminal).
@@ -41,6 +42,8 @@ Environment:
   FRAMES       frames [default: 5000000]
   FRAME_BYTES  generator size limit per frame [default: 120: small frames
                keep 5 million of them in tansu's memory]
+  RATE         frames per second produced [default: 20000: 5 million
+               frames take about 4 minutes]
   SAMPLE_SECS  sampling interval [default: 10, the status line's interval]
 EOF
 }
@@ -56,8 +59,9 @@ done
 frames="${FRAMES:-5000000}"
 frame_bytes="${FRAME_BYTES:-120}"
 sample_secs="${SAMPLE_SECS:-10}"
-for v in "$frames" "$frame_bytes" "$sample_secs"; do
-    [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "FRAMES, FRAME_BYTES and SAMPLE_SECS must be positive numbers, not '$v'"
+rate="${RATE:-20000}"
+for v in "$frames" "$frame_bytes" "$sample_secs" "$rate"; do
+    [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "FRAMES, FRAME_BYTES, SAMPLE_SECS and RATE must be positive numbers, not '$v'"
 done
 command -v python3 >/dev/null 2>&1 || die "python3 is needed for the oracle"
 
@@ -117,17 +121,17 @@ echo "# kuniq soak: Kafka to Kafka while producing"
 echo
 machine_info
 echo
-echo "command: FRAMES=$frames FRAME_BYTES=$frame_bytes SAMPLE_SECS=$sample_secs scripts/soak.sh --port $port"
+echo "command: FRAMES=$frames FRAME_BYTES=$frame_bytes RATE=$rate SAMPLE_SECS=$sample_secs scripts/soak.sh --port $port"
 echo "input:   $(file_bytes "$input") bytes, $frames frames (kuniq gen -c $frames -r 1000 -n 100000 -d 40 -p 20 -l $frame_bytes -s 1)"
 echo "kuniq:   kuniq count -b $brokers -t frames -G soak -o uniques --offset beginning --idle-timeout 2s"
-echo "produce: kuniq produce -b $brokers -t frames -i INPUT, started with kuniq count"
+echo "produce: kuniq produce -b $brokers -t frames -i INPUT --rate $rate, started with kuniq count"
 echo
 
 "$KUNIQ_BIN" count -b "$brokers" -t frames -G soak -o uniques --offset beginning --idle-timeout 2s \
     --summary json >"$work/count.out" 2>"$work/count.err" &
 kuniq_pid=$!
 started="$(now_ns)"
-"$KUNIQ_BIN" produce -b "$brokers" -t frames -i "$input" --progress never 2>"$work/produce.err" &
+"$KUNIQ_BIN" produce -b "$brokers" -t frames -i "$input" --rate "$rate" --progress never 2>"$work/produce.err" &
 producer_pid=$!
 
 last_minute="$(python3 -c 'import json,sys; print(max(int(k) for k in json.load(open(sys.argv[1]))))' "$truth")"

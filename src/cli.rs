@@ -378,6 +378,11 @@ pub struct ProduceArgs {
     #[command(flatten)]
     pub client: ClientArgs,
 
+    /// Records per second at most, to replay a file as a live stream
+    /// (soak tests, latency checks); 0 or absent: as fast as the broker takes them.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub rate: u64,
+
     /// Progress on stderr.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,

@@ -176,7 +176,7 @@ fn produce(args: &ProduceArgs) -> Result<()> {
         format!("cannot read input '{}' (give a JSON-lines file, a .gz file, or - for stdin)", args.input)
     })?;
     let live = args.progress == ProgressMode::Auto && io::stderr().is_terminal();
-    let summary = kafka::produce::produce(&config, &args.topic, &source, |records, bytes| {
+    let summary = kafka::produce::produce(&config, &args.topic, &source, args.rate, |records, bytes| {
         if live {
             eprint!("\rkuniq produce: {records} records, {:.1} MB", bytes as f64 / 1e6);
         }

@@ -224,3 +224,20 @@ fn a_partition_with_no_saved_state_or_commit_needs_an_offset_choice() {
     assert!(stderr.contains("no saved state or committed offset for group 'new'"), "{stderr}");
     assert!(stderr.contains("--offset beginning"), "{stderr}");
 }
+
+/// `kuniq produce --rate` paces the records: 3,000 at 1,000 a second take at
+/// least 2 s (the pacing pauses at records 1024 and 2048), and all arrive.
+#[test]
+fn produce_rate_paces_a_replay() {
+    let broker = Broker::start();
+    broker.create_topic("frames", 2);
+    let dir = TempDir::new().unwrap();
+    let path = generate(&dir, &["-c", "3000", "-r", "100", "-l", "100", "-s", "8"]);
+    let started = Instant::now();
+    let path_arg = path.to_str().unwrap();
+    kuniq(&["produce", "-b", &broker.addr, "-t", "frames", "-i", path_arg, "--rate", "1000", "--progress", "never"]);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(2000), "3,000 records at 1,000/s took only {took:?}");
+    let out = kuniq(&["consume", "-b", &broker.addr, "-t", "frames", "-e"]);
+    assert_eq!(out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count(), 3000);
+}

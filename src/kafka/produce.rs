@@ -13,6 +13,9 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use super::sink::DeliveryWatch;
 use crate::source::file::FileSource;
 
+/// Records between polls of the producer (and, with a rate, between pauses).
+const PACE_EVERY: u64 = 1024;
+
 /// What a produce run did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProduceSummary {
@@ -26,12 +29,14 @@ pub struct ProduceSummary {
     pub elapsed: Duration,
 }
 
-/// Produces every non-empty line of `source` to `topic`. `progress` is
-/// called now and then with the records sent so far.
+/// Produces every non-empty line of `source` to `topic`, at most `rate`
+/// records per second when `rate` is not 0. `progress` is called now and
+/// then with the records sent so far.
 pub fn produce(
     config: &ClientConfig,
     topic: &str,
     source: &FileSource,
+    rate: u64,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ProduceSummary, String> {
     let started = Instant::now();
@@ -68,8 +73,15 @@ pub fn produce(
             }
             sent += 1;
             bytes += line.len() as u64;
-            if sent.is_multiple_of(1024) {
+            if sent.is_multiple_of(PACE_EVERY) {
                 producer.poll(Duration::ZERO);
+                if rate > 0 {
+                    // Paced: record `sent` is due `sent / rate` s after the start.
+                    let due = started + Duration::from_secs_f64(sent as f64 / rate as f64);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                }
                 if Instant::now() >= next_progress {
                     progress(sent, bytes);
                     next_progress = Instant::now() + Duration::from_millis(500);
