@@ -6,7 +6,7 @@
 //! with a one-line text value:
 //!
 //! ```text
-//! kuniq-state 1 partitions=4 config=lateness:5,allowed:60,interval:5,quarantine:3600,windows:minute p0=1200:1350:1468244455:1468244400 p1=...
+//! kuniq-state 1 partitions=4 config=lateness:5,allowed:60,interval:5,quarantine:3600,windows:minute,max-open:4096 p0=1200:1350:1468244455:1468244400 p1=...
 //! ```
 //!
 //! `pP=RESUME:READ_TO:MAX_TS:FINAL_BEFORE`, where `-` stands for an unknown
@@ -58,12 +58,13 @@ pub struct SavedState {
 pub fn config_text(cfg: &EngineConfig) -> String {
     let windows: Vec<&str> = cfg.kinds.iter().map(|k| k.name()).collect();
     format!(
-        "lateness:{},allowed:{},interval:{},quarantine:{},windows:{}",
+        "lateness:{},allowed:{},interval:{},quarantine:{},windows:{},max-open:{}",
         cfg.lateness_secs,
         cfg.allowed_lateness_secs,
         cfg.revision_interval_secs,
         cfg.quarantine_secs,
-        windows.join("+")
+        windows.join("+"),
+        cfg.max_open_windows
     )
 }
 
