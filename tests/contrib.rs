@@ -16,6 +16,10 @@ const UNIT: &str = "contrib/kuniq.service";
 const ENV: &str = "contrib/kuniq.env.example";
 const PROPERTIES: &str = "contrib/kafka.properties.example";
 
+/// The variable systemd sets for `LoadCredential=`; the environment file
+/// does not define it.
+const SYSTEMD_CREDENTIALS: &str = "CREDENTIALS_DIRECTORY";
+
 /// Nothing listens on port 1.
 const UNREACHABLE: &str = "127.0.0.1:1";
 
@@ -263,7 +267,8 @@ fn unit_and_env_example_pass_only_flags_kuniq_count_has() {
     let (name, source) = credential.split_once(':').expect("LoadCredential=NAME:PATH");
     assert_eq!(source, "/etc/kuniq/kafka.properties");
     let config = words.iter().position(|w| *w == "-F").map(|i| words[i + 1]);
-    assert_eq!(config, Some(format!("%d/{name}").as_str()), "{UNIT}: -F reads the loaded credential");
+    let loaded = format!("${{{SYSTEMD_CREDENTIALS}}}/{name}");
+    assert_eq!(config, Some(loaded.as_str()), "{UNIT}: -F reads the loaded credential");
 
     // Flags in KUNIQ_ARGS, set or shown commented out, exist too.
     for (name, value, _) in env_assignments(&read(ENV)) {
@@ -279,7 +284,8 @@ fn unit_and_env_example_pass_only_flags_kuniq_count_has() {
 fn env_example_defines_every_variable_the_unit_uses() {
     let (_, read_by_kuniq) = count_help();
     let unit = unit_settings(&read(UNIT));
-    let used: BTreeSet<String> = unit.values().flatten().flat_map(|(_, value)| variables(value)).collect();
+    let mut used: BTreeSet<String> = unit.values().flatten().flat_map(|(_, value)| variables(value)).collect();
+    assert!(used.remove(SYSTEMD_CREDENTIALS), "{UNIT}: the secrets should come from LoadCredential=");
     assert!(used.contains("KUNIQ_BROKERS"), "{UNIT}: no variables found");
 
     let assignments = env_assignments(&read(ENV));
