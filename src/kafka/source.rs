@@ -531,8 +531,11 @@ impl Checkpoints {
         Ok(true)
     }
 
-    /// Moves a pending checkpoint on, without waiting.
+    /// Serves the producer's acknowledgements (a record's emission latency
+    /// ends at its callback; failures surface here), and moves a pending
+    /// checkpoint on, without waiting.
     fn progress(&mut self) -> Result<(), PipelineError> {
+        self.output.check_deliveries().map_err(PipelineError::Output)?;
         let Some(pending) = &mut self.pending else {
             return Ok(());
         };
