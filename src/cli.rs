@@ -242,6 +242,13 @@ pub struct CountArgs {
     /// End-of-run summary on stderr.
     #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
     pub summary: SummaryFormat,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics while counting:
+    /// HOST:PORT, or a port alone for 127.0.0.1:PORT (port 0 picks a free
+    /// port; the address is printed on stderr). Binds a non-loopback
+    /// address only when given one; the endpoint has no authentication.
+    #[arg(long, value_name = "ADDR", env = "KUNIQ_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
 }
 
 impl KafkaArgs {
@@ -289,6 +296,11 @@ impl KafkaArgs {
 }
 
 impl CountArgs {
+    /// The address to serve metrics on, if any.
+    pub fn metrics_addr(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        self.metrics_addr.as_deref().map(crate::metrics::parse_addr).transpose()
+    }
+
     /// Validates the flags into a plan.
     pub fn plan(&self) -> Result<CountPlan, String> {
         let parser = ParserKind::from_name(&self.parser)?;
@@ -331,6 +343,7 @@ impl CountArgs {
                 max_open_windows: self.max_open_windows,
             },
             max_frame_bytes: usize::try_from(max_frame_bytes).unwrap_or(usize::MAX),
+            metrics: None,
         })
     }
 }

@@ -95,14 +95,20 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn count(args: &CountArgs) -> Result<()> {
-    let plan = args.plan().map_err(UsageError)?;
+    let mut plan = args.plan().map_err(UsageError)?;
+    if let Some(addr) = args.metrics_addr().map_err(UsageError)? {
+        let metrics = kuniq::metrics::Metrics::new();
+        let bound = metrics.serve(addr).with_context(|| format!("cannot serve metrics on {addr} (--metrics-addr)"))?;
+        eprintln!("kuniq: metrics at http://{bound}/metrics");
+        plan.metrics = Some(metrics);
+    }
     if let Some(kafka) = args.kafka.plan().map_err(UsageError)? {
         return count_kafka(args, &plan, &kafka);
     }
     let input = args.input.as_deref().unwrap_or("-");
     let source = FileSource::open(input, DEFAULT_SEGMENT_BYTES, plan.max_frame_bytes)
         .with_context(|| format!("cannot read input '{input}' (give a JSON-lines file, a .gz file, or - for stdin)"))?;
-    let mut sink = LineSink::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()));
+    let mut sink = LineSink::with_metrics(BufWriter::with_capacity(1 << 16, io::stdout().lock()), plan.metrics.clone());
     let mut reporter = Reporter::new(args.progress == ProgressMode::Auto, source.total_bytes());
     let summary = pipeline::count_file(&plan, &source, &mut sink, |p| reporter.update(p));
     reporter.finish();
@@ -131,14 +137,16 @@ fn count_kafka(args: &CountArgs, plan: &pipeline::CountPlan, kafka: &KafkaPlan) 
     let config =
         kafka::client_config(&kafka.brokers, &[("linger.ms", "5")], &kafka::properties_for(&kafka.properties, false))
             .map_err(UsageError)?;
-    let output = Output::new(&config, args.kafka.transactional_id().as_deref()).map_err(anyhow::Error::msg)?;
+    let output = Output::new(&config, args.kafka.transactional_id().as_deref(), plan.metrics.clone())
+        .map_err(anyhow::Error::msg)?;
     let summary = match &args.kafka.output_topic {
         Some(topic) => {
             let mut sink = KafkaSink::new(output.clone(), topic);
             kafka::source::count_kafka(plan, kafka, &mut sink, &output, &STOP, |p| reporter.update(p))
         }
         None => {
-            let mut sink = LineSink::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()));
+            let mut sink =
+                LineSink::with_metrics(BufWriter::with_capacity(1 << 16, io::stdout().lock()), plan.metrics.clone());
             kafka::source::count_kafka(plan, kafka, &mut sink, &output, &STOP, |p| reporter.update(p))
         }
     };

@@ -19,11 +19,12 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::count::UidHasher;
 use crate::frame::{FrameParser, ParserKind, Reject};
+use crate::metrics::Metrics;
 use crate::sink::Sink;
 use crate::source::Chunk;
 use crate::source::file::FileSource;
@@ -52,6 +53,9 @@ pub struct CountPlan {
     pub engine: EngineConfig,
     /// Lines longer than this are skipped and counted as too large.
     pub max_frame_bytes: usize,
+    /// Where the merge publishes the run's totals after each batch
+    /// (`--metrics-addr`); `None` publishes nothing.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Progress as the merge sees it.
@@ -159,24 +163,30 @@ pub fn count_file(
                 .expect("spawning a worker thread");
         }
         drop(tx);
-        let result = merge(&rx, &gate, &mut engine, &mut input, sink, started, &mut progress);
+        let result = merge(&rx, &gate, &mut engine, &mut input, sink, plan.metrics.as_deref(), started, &mut progress);
         if result.is_err() {
             gate.stop();
         }
         result
     });
     outcome?;
+    let due = Instant::now();
     engine.flush();
-    emit(&mut engine, sink)?;
+    emit(&mut engine, sink, due)?;
+    if let Some(metrics) = &plan.metrics {
+        metrics.publish(&input, &engine);
+    }
     Ok(Summary { input, engine: engine.stats(), elapsed: started.elapsed() })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn merge(
     rx: &mpsc::Receiver<io::Result<Parsed>>,
     gate: &Gate,
     engine: &mut Engine,
     input: &mut InputCounters,
     sink: &mut dyn Sink,
+    metrics: Option<&Metrics>,
     started: Instant,
     progress: &mut impl FnMut(&Progress),
 ) -> Result<(), PipelineError> {
@@ -186,9 +196,13 @@ fn merge(
         let parsed = result.map_err(PipelineError::Input)?;
         waiting.insert(parsed.seq, parsed);
         while let Some(parsed) = waiting.remove(&next) {
+            let due = Instant::now();
             input.add(&parsed.counters);
             engine.observe_batch(0, &parsed.events);
-            emit(engine, sink)?;
+            emit(engine, sink, due)?;
+            if let Some(metrics) = metrics {
+                metrics.publish(input, engine);
+            }
             next += 1;
             gate.merged(next);
             progress(&Progress {
@@ -202,9 +216,11 @@ fn merge(
     Ok(())
 }
 
-/// Sends the engine's pending records to `sink` and flushes it. Warns on
-/// stderr, once a run, when the cap on open windows forced one out.
-pub(crate) fn emit(engine: &mut Engine, sink: &mut dyn Sink) -> Result<(), PipelineError> {
+/// Sends the engine's pending records to `sink` and flushes it; `due` is
+/// when the merge began applying the input that completed them (emission
+/// latency is measured from there). Warns on stderr, once a run, when the
+/// cap on open windows forced one out.
+pub(crate) fn emit(engine: &mut Engine, sink: &mut dyn Sink, due: Instant) -> Result<(), PipelineError> {
     if let Some((kind, start)) = engine.take_first_forced() {
         eprintln!(
             "kuniq: warning: {} {} windows were open at once (--max-open-windows), so the oldest, starting at {start}, \
@@ -218,6 +234,7 @@ pub(crate) fn emit(engine: &mut Engine, sink: &mut dyn Sink) -> Result<(), Pipel
     if records.is_empty() {
         return Ok(());
     }
+    sink.set_due(due);
     for record in records.drain(..) {
         sink.emit(&record).map_err(PipelineError::Output)?;
     }

@@ -10,17 +10,18 @@
 //! state and the consumed offsets of one checkpoint interval are committed
 //! together ([`Output::commit_transaction`]), or not at all.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
+use crate::metrics::Metrics;
 use crate::sink::Sink;
 use crate::window::engine::Emission;
 
@@ -28,11 +29,13 @@ use crate::window::engine::Emission;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Remembers the first delivery failure, and which records (numbered in
-/// sending order) are not acknowledged yet.
+/// sending order) are not acknowledged yet, with, for output records, when
+/// they became due (their emission latency ends at the acknowledgement).
 #[derive(Default)]
 pub struct DeliveryWatch {
     failure: Mutex<Option<String>>,
-    outstanding: Mutex<BTreeSet<usize>>,
+    outstanding: Mutex<BTreeMap<usize, Option<Instant>>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl DeliveryWatch {
@@ -43,7 +46,11 @@ impl DeliveryWatch {
 
     /// True when every record numbered below `n` was acknowledged.
     fn acknowledged_below(&self, n: usize) -> bool {
-        self.outstanding.lock().unwrap_or_else(|p| p.into_inner()).first().is_none_or(|&first| first >= n)
+        self.outstanding
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .first_key_value()
+            .is_none_or(|(&first, _)| first >= n)
     }
 }
 
@@ -56,11 +63,17 @@ impl ProducerContext for DeliveryWatch {
         if let Err((e, _)) = result {
             let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
             failure.get_or_insert_with(|| e.to_string());
+            if let Some(metrics) = &self.metrics {
+                metrics.producer_error();
+            }
         }
         // A failed record stays outstanding: nothing after it counts as
         // safely written.
         if result.is_ok() {
-            self.outstanding.lock().unwrap_or_else(|p| p.into_inner()).remove(&number);
+            let due = self.outstanding.lock().unwrap_or_else(|p| p.into_inner()).remove(&number);
+            if let (Some(metrics), Some(Some(due))) = (&self.metrics, due) {
+                metrics.observe_latency(due.elapsed());
+            }
         }
     }
 }
@@ -80,14 +93,20 @@ pub struct Output {
 impl Output {
     /// A producer with `config` (brokers and properties). With a
     /// `transactional_id` it is transactional and a first transaction is
-    /// open when this returns.
-    pub fn new(config: &rdkafka::ClientConfig, transactional_id: Option<&str>) -> Result<Arc<Output>, String> {
+    /// open when this returns. With `metrics`, acknowledgements end the
+    /// emission latency of records sent with a due time, and failed
+    /// deliveries are counted.
+    pub fn new(
+        config: &rdkafka::ClientConfig,
+        transactional_id: Option<&str>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Arc<Output>, String> {
         let mut config = config.clone();
         if let Some(id) = transactional_id {
             config.set("transactional.id", id);
         }
         let producer: BaseProducer<DeliveryWatch> = config
-            .create_with_context(DeliveryWatch::default())
+            .create_with_context(DeliveryWatch { metrics, ..DeliveryWatch::default() })
             .map_err(|e| format!("cannot create the Kafka producer: {e}"))?;
         if transactional_id.is_some() {
             producer.init_transactions(FLUSH_TIMEOUT).map_err(|e| {
@@ -127,11 +146,17 @@ impl Output {
 
     /// Queues one record, waiting while librdkafka's queue is full.
     pub fn send(&self, topic: &str, key: &[u8], value: &[u8]) -> io::Result<()> {
+        self.send_due(topic, key, value, None)
+    }
+
+    /// Queues one output record that became due at `due` (see
+    /// [`Sink::set_due`]): its acknowledgement records its emission latency.
+    pub fn send_due(&self, topic: &str, key: &[u8], value: &[u8], due: Option<Instant>) -> io::Result<()> {
         if let Some(e) = self.producer.context().failure() {
             return Err(io::Error::other(format!("a record was not delivered: {e}")));
         }
         let number = self.sent.fetch_add(1, Ordering::Relaxed);
-        self.producer.context().outstanding.lock().unwrap_or_else(|p| p.into_inner()).insert(number);
+        self.producer.context().outstanding.lock().unwrap_or_else(|p| p.into_inner()).insert(number, due);
         let mut pending = BaseRecord::with_opaque_to(topic, number).key(key).payload(value);
         loop {
             match self.producer.send(pending) {
@@ -196,12 +221,13 @@ pub struct KafkaSink {
     output: Arc<Output>,
     topic: String,
     value: Vec<u8>,
+    due: Option<Instant>,
 }
 
 impl KafkaSink {
     /// A sink producing to `topic` through `output`.
     pub fn new(output: Arc<Output>, topic: &str) -> KafkaSink {
-        KafkaSink { output, topic: topic.to_string(), value: Vec::with_capacity(256) }
+        KafkaSink { output, topic: topic.to_string(), value: Vec::with_capacity(256), due: None }
     }
 }
 
@@ -210,7 +236,7 @@ impl Sink for KafkaSink {
         self.value.clear();
         record.write_json(&mut self.value);
         self.output
-            .send(&self.topic, record.key().as_bytes(), &self.value)
+            .send_due(&self.topic, record.key().as_bytes(), &self.value, self.due)
             .map_err(|e| io::Error::other(format!("output topic '{}': {e}", self.topic)))
     }
 
@@ -220,5 +246,9 @@ impl Sink for KafkaSink {
     /// delivery.
     fn flush(&mut self) -> io::Result<()> {
         self.output.check_deliveries().map_err(|e| io::Error::other(format!("output topic '{}': {e}", self.topic)))
+    }
+
+    fn set_due(&mut self, due: Instant) {
+        self.due = Some(due);
     }
 }

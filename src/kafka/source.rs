@@ -32,22 +32,24 @@
 //!   cannot be split between group members, so every kuniq reads every
 //!   partition. Two runs with the same group both emit the same records.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext};
 
 use super::sink::Output;
 use super::state::{self, SavedState};
 
 use crate::count::UidHasher;
 use crate::frame::{FrameParser, ParserKind, Reject};
+use crate::metrics::{Metrics, PartitionSnapshot};
 use crate::pipeline::{CountPlan, PipelineError, Progress, emit};
 use crate::sink::Sink;
 use crate::stats::{InputCounters, Summary};
@@ -123,8 +125,58 @@ pub struct KafkaPlan {
     pub exactly_once: bool,
 }
 
-type Queue = rdkafka::consumer::base_consumer::PartitionQueue<DefaultConsumerContext>;
-type KafkaConsumer = BaseConsumer<DefaultConsumerContext>;
+type Queue = rdkafka::consumer::base_consumer::PartitionQueue<PartitionEnds>;
+type KafkaConsumer = BaseConsumer<PartitionEnds>;
+
+/// How often librdkafka reports statistics when metrics are served: the
+/// consumer-lag metric is at most this old. (Statistics are a JSON document
+/// built and parsed on the merge thread's consumer poll, not per message.)
+const STATISTICS_INTERVAL_MS: &str = "2000";
+
+/// The consumer's context: each input partition's end (last stable offset,
+/// as kuniq reads committed; the high watermark where there is none), from
+/// librdkafka's statistics, for the consumer-lag metric. Without
+/// `statistics.interval.ms` nothing is reported and the ends stay unknown.
+pub struct PartitionEnds {
+    topic: String,
+    ends: Mutex<Vec<Option<i64>>>,
+}
+
+impl PartitionEnds {
+    fn new(topic: &str) -> PartitionEnds {
+        PartitionEnds { topic: topic.to_string(), ends: Mutex::new(Vec::new()) }
+    }
+
+    /// Messages of partition `p` after `next_offset`, when its end is known.
+    fn lag(&self, p: usize, next_offset: Option<i64>) -> Option<i64> {
+        let end = *self.ends.lock().unwrap_or_else(|e| e.into_inner()).get(p)?;
+        Some((end? - next_offset?).max(0))
+    }
+}
+
+impl ClientContext for PartitionEnds {
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        let mut ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
+        for (&p, partition) in &topic.partitions {
+            // -1 is librdkafka's internal "unassigned" partition.
+            let Ok(p) = usize::try_from(p) else {
+                continue;
+            };
+            let end = [partition.ls_offset, partition.hi_offset].into_iter().find(|&o| o >= 0);
+            if ends.len() <= p {
+                ends.resize(p + 1, None);
+            }
+            if end.is_some() {
+                ends[p] = end;
+            }
+        }
+    }
+}
+
+impl ConsumerContext for PartitionEnds {}
 
 /// Messages fetched before a partition's start offset, to be skipped.
 const RESUME_LOOKBACK: i64 = 10_000;
@@ -171,9 +223,12 @@ pub fn count_kafka(
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
     let fail = |what: String| PipelineError::Input(std::io::Error::other(what));
-    let config = consumer_config(kafka).map_err(fail)?;
-    let consumer: Arc<KafkaConsumer> =
-        Arc::new(config.create().map_err(|e| fail(format!("cannot create the Kafka consumer: {e}")))?);
+    let config = consumer_config(kafka, plan.metrics.is_some()).map_err(fail)?;
+    let consumer: Arc<KafkaConsumer> = Arc::new(
+        config
+            .create_with_context(PartitionEnds::new(&kafka.topic))
+            .map_err(|e| fail(format!("cannot create the Kafka consumer: {e}")))?,
+    );
     let partitions =
         super::partition_count(consumer.client(), &kafka.brokers, &kafka.topic, kafka.connect_timeout).map_err(fail)?;
 
@@ -274,6 +329,7 @@ pub fn count_kafka(
             &mut states,
             sink,
             stop,
+            plan.metrics.as_deref(),
             started,
             &mut progress,
         );
@@ -288,9 +344,13 @@ pub fn count_kafka(
         // that grew) counts them again with their new frames.
         checkpoints.save(&engine, &states, sink)?;
         if kafka.exit_at_end {
+            let due = Instant::now();
             engine.flush();
-            emit(&mut engine, sink)?;
+            emit(&mut engine, sink, due)?;
             checkpoints.finish(sink)?;
+        }
+        if let Some(metrics) = &plan.metrics {
+            metrics.publish(&input, &engine);
         }
         Ok(Summary { input, engine: engine.stats(), elapsed: started.elapsed() })
     });
@@ -328,6 +388,10 @@ impl Sink for Resumed<'_> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.sink.flush()
+    }
+
+    fn set_due(&mut self, due: Instant) {
+        self.sink.set_due(due);
     }
 }
 
@@ -467,8 +531,11 @@ impl Checkpoints {
         Ok(true)
     }
 
-    /// Moves a pending checkpoint on, without waiting.
+    /// Serves the producer's acknowledgements (a record's emission latency
+    /// ends at its callback; failures surface here), and moves a pending
+    /// checkpoint on, without waiting.
     fn progress(&mut self) -> Result<(), PipelineError> {
+        self.output.check_deliveries().map_err(PipelineError::Output)?;
         let Some(pending) = &mut self.pending else {
             return Ok(());
         };
@@ -542,19 +609,26 @@ impl Checkpoints {
     }
 }
 
-fn consumer_config(kafka: &KafkaPlan) -> Result<ClientConfig, String> {
+/// The consumer's configuration; `statistics` turns on librdkafka's
+/// statistics (for the consumer-lag metric) unless `-X` sets them.
+fn consumer_config(kafka: &KafkaPlan, statistics: bool) -> Result<ClientConfig, String> {
+    let stats: &[(&str, &str)] = if statistics { &[("statistics.interval.ms", STATISTICS_INTERVAL_MS)] } else { &[] };
     super::client_config(
         &kafka.brokers,
         &[
-            ("group.id", kafka.group.as_str()),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("enable.partition.eof", "true"),
-            // Transactional input (and kuniq's own state) is read as committed.
-            ("isolation.level", "read_committed"),
-            ("auto.offset.reset", kafka.start.reset_policy()),
-            ("fetch.wait.max.ms", super::DEFAULT_FETCH_WAIT_MAX_MS),
-        ],
+            stats,
+            &[
+                ("group.id", kafka.group.as_str()),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("enable.partition.eof", "true"),
+                // Transactional input (and kuniq's own state) is read as committed.
+                ("isolation.level", "read_committed"),
+                ("auto.offset.reset", kafka.start.reset_policy()),
+                ("fetch.wait.max.ms", super::DEFAULT_FETCH_WAIT_MAX_MS),
+            ],
+        ]
+        .concat(),
         &super::properties_for(&kafka.properties, true),
     )
 }
@@ -695,6 +769,7 @@ fn merge(
     states: &mut [PartitionState],
     sink: &mut dyn Sink,
     stop: &AtomicBool,
+    metrics: Option<&Metrics>,
     started: Instant,
     progress: &mut impl FnMut(&Progress),
 ) -> Result<InputCounters, PipelineError> {
@@ -716,8 +791,12 @@ fn merge(
         }
 
         let mut got = 0;
+        // When this step's first batch arrived: the records it completes are
+        // due from then (emission latency).
+        let mut due = None;
         match rx.recv_timeout(Duration::from_millis(20)) {
             Ok(batch) => {
+                due = Some(Instant::now());
                 apply(batch, engine, states, &mut input);
                 got += 1;
                 while got < 64 {
@@ -807,7 +886,15 @@ fn merge(
             quiet_since = None;
         }
         changed |= got > 0 || engine.watermark() != watermark;
-        emit(engine, sink)?;
+        emit(engine, sink, due.unwrap_or(now))?;
+        if let Some(metrics) = metrics {
+            metrics.publish(&input, engine);
+            let ends = consumer.context();
+            metrics.publish_partitions(states.iter().enumerate().map(|(p, s)| PartitionSnapshot {
+                watermark: engine.clock(p).watermark(),
+                lag: ends.lag(p, s.next_offset),
+            }));
+        }
         if got > 0 {
             progress(&Progress {
                 input,
@@ -819,10 +906,11 @@ fn merge(
         let done = kafka.exit_at_end && states.iter().all(|s| s.at_end);
         if done || stop.load(Ordering::Relaxed) {
             // Take what the workers already sent.
+            let due = Instant::now();
             while let Ok(batch) = rx.try_recv() {
                 apply(batch, engine, states, &mut input);
             }
-            emit(engine, sink)?;
+            emit(engine, sink, due)?;
             break;
         }
         checkpoints.progress()?;
