@@ -48,6 +48,16 @@ pub enum Command {
     /// Print a topic's records, one per line, from the beginning (e.g. the
     /// output topic of `kuniq count -o`).
     Consume(ConsumeArgs),
+    /// Draw unique users per window over event time as a PNG chart, from
+    /// the records kuniq count prints (a file or stdin) or from its output
+    /// topic (read to its end).
+    ///
+    /// The line is each window's last revision (the highest revision number
+    /// wins, in any order); windows that were revised also show their first
+    /// emission as a faint ring. Examples:
+    ///   kuniq count -i frames.jsonl > results.jsonl; kuniq plot -i results.jsonl -o uniques.png
+    ///   kuniq plot -b 127.0.0.1:9092 -t uniques -o uniques.png
+    Plot(PlotArgs),
 }
 
 /// When to show progress on stderr.
@@ -357,6 +367,72 @@ pub struct ConsumeArgs {
     /// librdkafka consumer properties (-X, -F).
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// Flags of `kuniq plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Records to draw: JSON lines as kuniq count prints them; `-` for stdin.
+    /// Give this or -b/-t (an output topic).
+    #[arg(short, long, value_name = "PATH", required_unless_present = "brokers", conflicts_with = "brokers")]
+    pub input: Option<String>,
+
+    /// Kafka bootstrap brokers, host:port[,host:port...]: read the records
+    /// from an output topic, every partition from the beginning to its end.
+    #[arg(short = 'b', long, value_name = "BROKERS", env = "KUNIQ_BROKERS", requires = "topic")]
+    pub brokers: Option<String>,
+
+    /// Output topic of kuniq count to read the records from.
+    #[arg(short = 't', long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+
+    /// librdkafka consumer properties (-X, -F).
+    #[command(flatten)]
+    pub client: ClientArgs,
+
+    /// The PNG file to write; `-` for stdout.
+    #[arg(short, long, value_name = "PNG")]
+    pub output: PathBuf,
+
+    /// Window kind to draw (records of other kinds are left out): minute,
+    /// hour, day, week, month or year.
+    #[arg(long, value_name = "KIND", default_value = "minute")]
+    pub window: String,
+
+    /// Picture width in pixels.
+    #[arg(long, value_name = "PIXELS", default_value_t = crate::plot::DEFAULT_WIDTH)]
+    pub width: u32,
+
+    /// Picture height in pixels.
+    #[arg(long, value_name = "PIXELS", default_value_t = crate::plot::DEFAULT_HEIGHT)]
+    pub height: u32,
+
+    /// Title [default: Unique users per KIND].
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+}
+
+impl PlotArgs {
+    /// Validates the window kind and the size into drawing options.
+    pub fn options(&self) -> Result<(WindowKind, crate::plot::PlotOptions), String> {
+        let kind = WindowKind::from_name(self.window.trim()).ok_or_else(|| {
+            format!(
+                "unknown window kind '{}' for --window; expected minute, hour, day, week, month or year",
+                self.window
+            )
+        })?;
+        let range = crate::plot::SIZE_RANGE;
+        for (flag, pixels) in [("--width", self.width), ("--height", self.height)] {
+            if !range.contains(&pixels) {
+                return Err(format!(
+                    "{flag} must be between {} and {} pixels, not {pixels}",
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+        Ok((kind, crate::plot::PlotOptions { width: self.width, height: self.height, title: self.title.clone() }))
+    }
 }
 
 /// Flags of `kuniq produce`.

@@ -5,6 +5,7 @@ pub mod frame;
 pub mod generator;
 pub mod kafka;
 pub mod pipeline;
+pub mod plot;
 pub mod progress;
 pub mod sink;
 pub mod source;
