@@ -54,9 +54,11 @@ pub enum Command {
     ///
     /// The line is each window's last revision (the highest revision number
     /// wins, in any order); windows that were revised also show their first
-    /// emission as a faint ring. Examples:
-    ///   kuniq count -i frames.jsonl > results.jsonl; kuniq plot -i results.jsonl -o uniques.png
-    ///   kuniq plot -b 127.0.0.1:9092 -t uniques -o uniques.png
+    /// emission as a faint ring.
+    #[command(after_help = "Examples:\n  \
+        kuniq count -i frames.jsonl > results.jsonl\n  \
+        kuniq plot -i results.jsonl -o uniques.png\n  \
+        kuniq plot -b 127.0.0.1:9092 -t uniques -o uniques.png --width 1200 --height 500")]
     Plot(PlotArgs),
 }
 
@@ -373,17 +375,19 @@ pub struct ConsumeArgs {
 #[derive(Debug, Args)]
 pub struct PlotArgs {
     /// Records to draw: JSON lines as kuniq count prints them; `-` for stdin.
-    /// Give this or -b/-t (an output topic).
-    #[arg(short, long, value_name = "PATH", required_unless_present = "brokers", conflicts_with = "brokers")]
+    /// Give this or -t (an output topic).
+    #[arg(short, long, value_name = "PATH")]
     pub input: Option<String>,
 
-    /// Kafka bootstrap brokers, host:port[,host:port...]: read the records
-    /// from an output topic, every partition from the beginning to its end.
-    #[arg(short = 'b', long, value_name = "BROKERS", env = "KUNIQ_BROKERS", requires = "topic")]
+    /// Kafka bootstrap brokers, host:port[,host:port...], for -t.
+    // Checked in `source`, not by clap: a KUNIQ_BROKERS in the environment
+    // must not make `-i` a conflict.
+    #[arg(short = 'b', long, value_name = "BROKERS", env = "KUNIQ_BROKERS")]
     pub brokers: Option<String>,
 
-    /// Output topic of kuniq count to read the records from.
-    #[arg(short = 't', long, value_name = "TOPIC")]
+    /// Output topic of kuniq count to read the records from, every
+    /// partition from the beginning to its end (needs -b).
+    #[arg(short = 't', long, value_name = "TOPIC", conflicts_with = "input")]
     pub topic: Option<String>,
 
     /// librdkafka consumer properties (-X, -F).
@@ -412,7 +416,33 @@ pub struct PlotArgs {
     pub title: Option<String>,
 }
 
+/// Where `kuniq plot` reads records from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlotSource {
+    /// A file, or `-` for stdin.
+    Input(String),
+    /// An output topic, read from the beginning to its end.
+    Topic {
+        /// Bootstrap brokers.
+        brokers: String,
+        /// The topic.
+        topic: String,
+    },
+}
+
 impl PlotArgs {
+    /// The input (`-i`) or the topic (`-b`, `-t`).
+    pub fn source(&self) -> Result<PlotSource, String> {
+        match (&self.input, &self.brokers, &self.topic) {
+            (Some(input), _, _) => Ok(PlotSource::Input(input.clone())),
+            (None, Some(brokers), Some(topic)) => {
+                Ok(PlotSource::Topic { brokers: brokers.clone(), topic: topic.clone() })
+            }
+            (None, None, Some(_)) => Err("-t/--topic needs -b/--brokers (or KUNIQ_BROKERS)".into()),
+            (None, _, None) => Err("give the records to draw: -i PATH (- for stdin) or -b BROKERS -t TOPIC".into()),
+        }
+    }
+
     /// Validates the window kind and the size into drawing options.
     pub fn options(&self) -> Result<(WindowKind, crate::plot::PlotOptions), String> {
         let kind = WindowKind::from_name(self.window.trim()).ok_or_else(|| {

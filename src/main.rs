@@ -11,7 +11,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kuniq::cli::{Cli, Command, ConsumeArgs, CountArgs, GenArgs, PlotArgs, ProduceArgs, ProgressMode, SummaryFormat};
+use kuniq::cli::{
+    Cli, Command, ConsumeArgs, CountArgs, GenArgs, PlotArgs, PlotSource, ProduceArgs, ProgressMode, SummaryFormat,
+};
 use kuniq::kafka::{
     self,
     sink::{KafkaSink, Output},
@@ -168,21 +170,21 @@ fn consume(args: &ConsumeArgs) -> Result<()> {
 
 fn plot(args: &PlotArgs) -> Result<()> {
     let (kind, options) = args.options().map_err(UsageError)?;
-    let (series, source) = match (&args.brokers, &args.topic) {
-        (Some(brokers), Some(topic)) => {
+    let (series, source) = match args.source().map_err(UsageError)? {
+        PlotSource::Topic { brokers, topic } => {
             let config = kafka::client_config(
-                brokers,
+                &brokers,
                 &[("fetch.wait.max.ms", kafka::DEFAULT_FETCH_WAIT_MAX_MS)],
                 &args.client.properties().map_err(UsageError)?,
             )
             .map_err(UsageError)?;
             let mut records = Vec::new();
-            kafka::consume::consume(&config, topic, false, true, &mut records, &|| false)
+            kafka::consume::consume(&config, &topic, false, true, &mut records, &|| false)
                 .map_err(anyhow::Error::msg)?;
             let source = format!("topic '{topic}'");
             (kuniq::plot::read_series(records.as_slice(), kind.name()), source)
         }
-        _ => match args.input.as_deref().unwrap_or("-") {
+        PlotSource::Input(input) => match input.as_str() {
             "-" => (kuniq::plot::read_series(io::stdin().lock(), kind.name()), "stdin".to_string()),
             path => {
                 let file = File::open(path).with_context(|| format!("cannot read input '{path}'"))?;
