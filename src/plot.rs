@@ -310,11 +310,12 @@ fn draw(series: &Series, options: &PlotOptions, rgb: &mut [u8]) -> Result<(), Bo
     };
     let title = options.title.clone().unwrap_or_else(|| format!("Unique users per {kind}"));
     let subtitle = format!(
-        "{} to {} UTC: {} {kind}{}, {revised} revised; the line is each {kind}'s last revision",
+        "{} to {} UTC: {} {kind}{}, {} revised; the line is each {kind}'s last revision",
         &format_utc(from)[..16].replace('T', " "),
         &format_utc(points.last().map_or(to, |p| p.end))[..16].replace('T', " "),
         thousands(points.len() as u64),
         if points.len() == 1 { "" } else { "s" },
+        thousands(revised as u64),
     );
 
     let root = BitMapBackend::with_buffer(rgb, (options.width, options.height)).into_drawing_area();
@@ -356,7 +357,11 @@ fn draw(series: &Series, options: &PlotOptions, rgb: &mut [u8]) -> Result<(), Bo
         runs.last_mut().expect("a run was pushed").push((p.start, p.last));
         previous_end = Some(p.end);
     }
-    let line_style = LINE_COLOR.stroke_width(2);
+    // Windows closer than a few pixels: a thin line (a thick one's mitred
+    // corners spike past the data when it zigzags), no dots, and revised
+    // windows as ticks on the time axis instead of rings.
+    let dense = points.len() as u64 > u64::from(options.width / 4);
+    let line_style = LINE_COLOR.stroke_width(if dense { 1 } else { 2 });
     for (i, run) in runs.iter().enumerate() {
         let drawn = chart.draw_series(LineSeries::new(run.iter().copied(), line_style))?;
         if i == 0 {
@@ -372,7 +377,20 @@ fn draw(series: &Series, options: &PlotOptions, rgb: &mut [u8]) -> Result<(), Bo
 
     // Revised windows: a faint ring at the first emission, a thin stem to
     // the final value, and a dot on it.
-    if revised > 0 {
+    if revised > 0 && dense {
+        let tick = y_top / 40 + 1;
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .filter(|p| p.revised())
+                    .map(|p| PathElement::new(vec![(p.start, 0), (p.start, tick)], REVISED_COLOR.stroke_width(1))),
+            )?
+            .label(format!("revised {kind} (tick on the time axis)"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x + 10, y - 5), (x + 10, y + 5)], REVISED_COLOR.stroke_width(2))
+            });
+    } else if revised > 0 {
         let faint = REVISED_COLOR.mix(0.45);
         chart.draw_series(points.iter().filter(|p| p.revised()).filter_map(|p| {
             p.first.map(|first| PathElement::new(vec![(p.start, first), (p.start, p.last)], faint.stroke_width(1)))

@@ -221,3 +221,33 @@ fn an_output_topic_gives_the_same_picture_as_the_records_on_stdout() {
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("no-such-topic"), "{}", out.stderr);
 }
+
+#[test]
+fn many_windows_draw_a_thin_line_inside_the_chart_and_ticks_for_revisions() {
+    // 3000 minutes, values zigzagging, every 7th minute revised.
+    let mut text = String::new();
+    for i in 0..3000u64 {
+        let start = 1_468_244_340 + 60 * i;
+        let users = 40_000 + (i * 7919) % 10_000;
+        let record = |users: u64, revision: u64| {
+            format!(
+                "{{\"window\":\"minute\",\"start\":{start},\"end\":{},\"unique_users\":{users},\"frames\":{users},\"revision\":{revision},\"estimator\":\"exact\"}}\n",
+                start + 60
+            )
+        };
+        text.push_str(&record(users - 300, 0));
+        if i % 7 == 0 {
+            text.push_str(&record(users, 1));
+        }
+    }
+    let picture = Picture::decode(&kuniq_ok(&["plot", "-i", "-", "-o", "-"], Some(text.as_bytes())));
+    let (left, right) = picture.columns(LINE);
+    assert!(left < 300 && right > 1300, "line spans columns {left}..{right}");
+    // Nothing of the data reaches into the title (the top 64 rows).
+    let title_rows = &picture.rgb[..(picture.width * 64 * 3) as usize];
+    assert!(!title_rows.chunks_exact(3).any(|px| px == LINE || px == REVISED), "the line leaves the chart");
+    // Revised minutes are ticks on the time axis, in the bottom quarter.
+    let bottom = &picture.rgb[(picture.width * (picture.height * 3 / 4) * 3) as usize..];
+    let ticks = bottom.chunks_exact(3).filter(|px| *px == REVISED).count();
+    assert!(ticks > 300 && ticks == picture.count(REVISED), "revision ticks: {ticks}");
+}
