@@ -48,6 +48,18 @@ pub enum Command {
     /// Print a topic's records, one per line, from the beginning (e.g. the
     /// output topic of `kuniq count -o`).
     Consume(ConsumeArgs),
+    /// Draw unique users per window over event time as a PNG chart, from
+    /// the records kuniq count prints (a file or stdin) or from its output
+    /// topic (read to its end).
+    ///
+    /// The line is each window's last revision (the highest revision number
+    /// wins, in any order); windows that were revised also show their first
+    /// emission as a faint ring.
+    #[command(after_help = "Examples:\n  \
+        kuniq count -i frames.jsonl > results.jsonl\n  \
+        kuniq plot -i results.jsonl -o uniques.png\n  \
+        kuniq plot -b 127.0.0.1:9092 -t uniques -o uniques.png --width 1200 --height 500")]
+    Plot(PlotArgs),
 }
 
 /// When to show progress on stderr.
@@ -370,6 +382,100 @@ pub struct ConsumeArgs {
     /// librdkafka consumer properties (-X, -F).
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// Flags of `kuniq plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Records to draw: JSON lines as kuniq count prints them; `-` for stdin.
+    /// Give this or -t (an output topic).
+    #[arg(short, long, value_name = "PATH")]
+    pub input: Option<String>,
+
+    /// Kafka bootstrap brokers, host:port[,host:port...], for -t.
+    // Checked in `source`, not by clap: a KUNIQ_BROKERS in the environment
+    // must not make `-i` a conflict.
+    #[arg(short = 'b', long, value_name = "BROKERS", env = "KUNIQ_BROKERS")]
+    pub brokers: Option<String>,
+
+    /// Output topic of kuniq count to read the records from, every
+    /// partition from the beginning to its end (needs -b).
+    #[arg(short = 't', long, value_name = "TOPIC", conflicts_with = "input")]
+    pub topic: Option<String>,
+
+    /// librdkafka consumer properties (-X, -F).
+    #[command(flatten)]
+    pub client: ClientArgs,
+
+    /// The PNG file to write; `-` for stdout.
+    #[arg(short, long, value_name = "PNG")]
+    pub output: PathBuf,
+
+    /// Window kind to draw (records of other kinds are left out): minute,
+    /// hour, day, week, month or year.
+    #[arg(long, value_name = "KIND", default_value = "minute")]
+    pub window: String,
+
+    /// Picture width in pixels.
+    #[arg(long, value_name = "PIXELS", default_value_t = crate::plot::DEFAULT_WIDTH)]
+    pub width: u32,
+
+    /// Picture height in pixels.
+    #[arg(long, value_name = "PIXELS", default_value_t = crate::plot::DEFAULT_HEIGHT)]
+    pub height: u32,
+
+    /// Title [default: Unique users per KIND].
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+}
+
+/// Where `kuniq plot` reads records from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlotSource {
+    /// A file, or `-` for stdin.
+    Input(String),
+    /// An output topic, read from the beginning to its end.
+    Topic {
+        /// Bootstrap brokers.
+        brokers: String,
+        /// The topic.
+        topic: String,
+    },
+}
+
+impl PlotArgs {
+    /// The input (`-i`) or the topic (`-b`, `-t`).
+    pub fn source(&self) -> Result<PlotSource, String> {
+        match (&self.input, &self.brokers, &self.topic) {
+            (Some(input), _, _) => Ok(PlotSource::Input(input.clone())),
+            (None, Some(brokers), Some(topic)) => {
+                Ok(PlotSource::Topic { brokers: brokers.clone(), topic: topic.clone() })
+            }
+            (None, None, Some(_)) => Err("-t/--topic needs -b/--brokers (or KUNIQ_BROKERS)".into()),
+            (None, _, None) => Err("give the records to draw: -i PATH (- for stdin) or -b BROKERS -t TOPIC".into()),
+        }
+    }
+
+    /// Validates the window kind and the size into drawing options.
+    pub fn options(&self) -> Result<(WindowKind, crate::plot::PlotOptions), String> {
+        let kind = WindowKind::from_name(self.window.trim()).ok_or_else(|| {
+            format!(
+                "unknown window kind '{}' for --window; expected minute, hour, day, week, month or year",
+                self.window
+            )
+        })?;
+        let range = crate::plot::SIZE_RANGE;
+        for (flag, pixels) in [("--width", self.width), ("--height", self.height)] {
+            if !range.contains(&pixels) {
+                return Err(format!(
+                    "{flag} must be between {} and {} pixels, not {pixels}",
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+        Ok((kind, crate::plot::PlotOptions { width: self.width, height: self.height, title: self.title.clone() }))
+    }
 }
 
 /// Flags of `kuniq produce`.

@@ -6,6 +6,7 @@ pub mod generator;
 pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
+pub mod plot;
 pub mod progress;
 pub mod sink;
 pub mod source;

@@ -11,7 +11,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kuniq::cli::{Cli, Command, ConsumeArgs, CountArgs, GenArgs, ProduceArgs, ProgressMode, SummaryFormat};
+use kuniq::cli::{
+    Cli, Command, ConsumeArgs, CountArgs, GenArgs, PlotArgs, PlotSource, ProduceArgs, ProgressMode, SummaryFormat,
+};
 use kuniq::kafka::{
     self,
     sink::{KafkaSink, Output},
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => gen_frames(&args),
         Command::Produce(args) => produce(&args),
         Command::Consume(args) => consume(&args),
+        Command::Plot(args) => plot(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -170,6 +173,52 @@ fn consume(args: &ConsumeArgs) -> Result<()> {
         STOP.load(Ordering::Relaxed)
     })
     .map_err(anyhow::Error::msg)?;
+    Ok(())
+}
+
+fn plot(args: &PlotArgs) -> Result<()> {
+    let (kind, options) = args.options().map_err(UsageError)?;
+    let (series, source) = match args.source().map_err(UsageError)? {
+        PlotSource::Topic { brokers, topic } => {
+            let config = kafka::client_config(
+                &brokers,
+                &[("fetch.wait.max.ms", kafka::DEFAULT_FETCH_WAIT_MAX_MS)],
+                &args.client.properties().map_err(UsageError)?,
+            )
+            .map_err(UsageError)?;
+            let mut records = Vec::new();
+            kafka::consume::consume(&config, &topic, false, true, &mut records, &|| false)
+                .map_err(anyhow::Error::msg)?;
+            let source = format!("topic '{topic}'");
+            (kuniq::plot::read_series(records.as_slice(), kind.name()), source)
+        }
+        PlotSource::Input(input) => match input.as_str() {
+            "-" => (kuniq::plot::read_series(io::stdin().lock(), kind.name()), "stdin".to_string()),
+            path => {
+                let file = File::open(path).with_context(|| format!("cannot read input '{path}'"))?;
+                let series = kuniq::plot::read_series(io::BufReader::with_capacity(1 << 16, file), kind.name());
+                (series, format!("'{path}'"))
+            }
+        },
+    };
+    let series = series.with_context(|| format!("reading records from {source}"))?;
+    let png = kuniq::plot::render_png(&series, &options)?;
+    let output = args.output.display();
+    if args.output.as_os_str() == "-" {
+        let mut out = io::stdout().lock();
+        out.write_all(&png).and_then(|()| out.flush()).context("writing the PNG to stdout")?;
+    } else {
+        std::fs::write(&args.output, &png).with_context(|| format!("cannot write '{output}'"))?;
+        let revised = series.points.iter().filter(|p| p.revised()).count();
+        eprintln!(
+            "kuniq plot: {} {kind} windows ({revised} revised) from {} records to '{output}' ({}x{}, {} KB)",
+            series.points.len(),
+            series.records,
+            options.width,
+            options.height,
+            png.len().div_ceil(1024)
+        );
+    }
     Ok(())
 }
 
