@@ -115,7 +115,7 @@ impl ClientArgs {
 #[derive(Debug, Args, Clone)]
 pub struct KafkaArgs {
     /// Kafka bootstrap brokers, host:port[,host:port...]: read frames from Kafka.
-    #[arg(short = 'b', long, value_name = "BROKERS", env = "KUNIQ_BROKERS", requires = "topic")]
+    #[arg(short = 'b', long, value_name = "BROKERS", env = "KUNIQ_BROKERS")]
     pub brokers: Option<String>,
 
     /// Topic to read frames from.
@@ -193,7 +193,7 @@ pub struct KafkaArgs {
 pub struct CountArgs {
     /// Input file: JSON lines, plain or gzip (detected by content); `-` for stdin.
     /// Give this or -b/-t (Kafka).
-    #[arg(short, long, value_name = "PATH", required_unless_present = "brokers", conflicts_with = "brokers")]
+    #[arg(short, long, value_name = "PATH", required_unless_present = "brokers")]
     pub input: Option<String>,
 
     #[command(flatten)]

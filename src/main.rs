@@ -105,7 +105,13 @@ fn count(args: &CountArgs) -> Result<()> {
         eprintln!("kuniq: metrics at http://{bound}/metrics");
         plan.metrics = Some(metrics);
     }
-    if let Some(kafka) = args.kafka.plan().map_err(UsageError)? {
+    // -i and -b both given: a usage error, unless the brokers come from
+    // KUNIQ_BROKERS (set for Kafka runs), which an explicit -i overrides.
+    if args.input.is_some() && args.kafka.brokers.is_some() {
+        if args.kafka.brokers != std::env::var("KUNIQ_BROKERS").ok() {
+            return Err(UsageError("give --input or -b/--brokers, not both".into()).into());
+        }
+    } else if let Some(kafka) = args.kafka.plan().map_err(UsageError)? {
         return count_kafka(args, &plan, &kafka);
     }
     let input = args.input.as_deref().unwrap_or("-");

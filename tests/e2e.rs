@@ -777,3 +777,29 @@ fn closing_stdout_early_is_a_clean_exit() {
     assert_eq!(out.status.code(), Some(0), "a closed stdout is a clean exit: {stderr}");
     assert!(!stderr.contains("panicked") && !stderr.contains("error"), "nothing to report: {stderr}");
 }
+
+/// KUNIQ_BROKERS set for Kafka runs does not stop a file run: an explicit
+/// -i wins over brokers from the environment; -i with -b on the command
+/// line is a usage error.
+#[test]
+fn input_wins_over_brokers_from_the_environment() {
+    let bin = env!("CARGO_BIN_EXE_kuniq");
+    let file = format!("{}/../shared/data/s-ordered.jsonl.gz", env!("CARGO_MANIFEST_DIR"));
+    let file = file.as_str();
+    let plain = std::process::Command::new(bin).args(["count", "-i", file, "--progress", "never"]).output().unwrap();
+    assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));
+    let with_env = std::process::Command::new(bin)
+        .args(["count", "-i", file, "--progress", "never"])
+        .env("KUNIQ_BROKERS", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(with_env.status.success(), "{}", String::from_utf8_lossy(&with_env.stderr));
+    assert_eq!(with_env.stdout, plain.stdout);
+    let both = std::process::Command::new(bin)
+        .args(["count", "-i", file, "-b", "127.0.0.1:1", "-t", "frames", "--progress", "never"])
+        .env_remove("KUNIQ_BROKERS")
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2), "{}", String::from_utf8_lossy(&both.stderr));
+    assert!(String::from_utf8_lossy(&both.stderr).contains("not both"));
+}
