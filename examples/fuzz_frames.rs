@@ -379,6 +379,11 @@ impl Rng {
         &items[self.below(items.len())]
     }
 
+    /// One of `items`, by value.
+    fn pick_bytes(&mut self, items: &[&'static [u8]]) -> &'static [u8] {
+        items[self.below(items.len())]
+    }
+
     /// Log-uniform in `1..=max`: small values often, large ones sometimes.
     fn log_size(&mut self, max: usize) -> usize {
         let bits = usize::BITS - max.max(1).leading_zeros();
@@ -686,7 +691,7 @@ fn deep_value(rng: &mut Rng, max_depth: usize) -> Vec<u8> {
             closers.push(b'}');
         }
     }
-    out.extend_from_slice(*rng.pick(&[&b"1"[..], b"\"x\"", b"[]", b"{}", b"null"]));
+    out.extend_from_slice(rng.pick_bytes(&[b"1", b"\"x\"", b"[]", b"{}", b"null"]));
     match rng.below(8) {
         0 => {
             closers.pop();
@@ -794,7 +799,7 @@ fn mutate_once(rng: &mut Rng, buf: &mut Vec<u8>, pool: &[Entry], args: &Args) {
                 let mut piece = random_value(rng, args.max_depth);
                 if buf[p] == b':' {
                     piece.push(b',');
-                    piece.extend_from_slice(*rng.pick(KEYS));
+                    piece.extend_from_slice(rng.pick_bytes(KEYS));
                     piece.push(b':');
                 } else {
                     piece.push(b',');
@@ -827,7 +832,7 @@ fn mutate_once(rng: &mut Rng, buf: &mut Vec<u8>, pool: &[Entry], args: &Args) {
             let ts_spots = find_all(buf, b"\"ts\"");
             if !spots.is_empty() && rng.chance(2) {
                 let s = *rng.pick(&spots);
-                let spelled: &[u8] = *rng.pick(&[
+                let spelled = rng.pick_bytes(&[
                     &b"\"\\u0075id\""[..],
                     b"\"u\\u0069d\"",
                     b"\"ui\\u0064\"",
@@ -836,7 +841,7 @@ fn mutate_once(rng: &mut Rng, buf: &mut Vec<u8>, pool: &[Entry], args: &Args) {
                 buf.splice(s..s + 5, spelled.iter().copied());
             } else if !ts_spots.is_empty() && rng.chance(2) {
                 let s = *rng.pick(&ts_spots);
-                let spelled: &[u8] = *rng.pick(&[&b"\"t\\u0073\""[..], b"\"\\u0074s\"", b"\"\\u0074\\u0073\""]);
+                let spelled = rng.pick_bytes(&[&b"\"t\\u0073\""[..], b"\"\\u0074s\"", b"\"\\u0074\\u0073\""]);
                 buf.splice(s..s + 4, spelled.iter().copied());
             } else if len > 0 {
                 let i = rng.below(len);
@@ -877,7 +882,7 @@ fn mutate_once(rng: &mut Rng, buf: &mut Vec<u8>, pool: &[Entry], args: &Args) {
         }
         18 => {
             // Whitespace between (or inside) tokens.
-            let ws: &[u8] = *rng.pick(&[&b" "[..], b"\t", b"\r\n", b"\n", b"  \t ", b"\r"]);
+            let ws = rng.pick_bytes(&[&b" "[..], b"\t", b"\r\n", b"\n", b"  \t ", b"\r"]);
             let spots = positions_of(buf, b"{}[]:,\"");
             let p = if spots.is_empty() || rng.chance(4) { at } else { rng.pick(&spots) + usize::from(rng.chance(2)) };
             buf.splice(p.min(buf.len())..p.min(buf.len()), ws.iter().copied());
@@ -909,7 +914,7 @@ fn mutate_once(rng: &mut Rng, buf: &mut Vec<u8>, pool: &[Entry], args: &Args) {
             };
             if let Some(s) = start {
                 let end = s + buf[s..].iter().take_while(|b| b.is_ascii_digit()).count();
-                let new: &[u8] = *rng.pick(&[
+                let new = rng.pick_bytes(&[
                     &b"0"[..],
                     b"01",
                     b"1.",
