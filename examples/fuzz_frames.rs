@@ -64,6 +64,13 @@ const MAX_INTERESTING_SAVED: usize = 400;
 const MAX_FAILURES_SAVED: usize = 50;
 /// Inputs kept in memory for mutation.
 const POOL_CAP: usize = 8192;
+/// Longest input mutations may build (the `--big` inputs excepted) and
+/// longest input kept for further mutation. Without a cap, length buckets
+/// make every doubling "new": inputs grew without bound and a run was
+/// killed for memory.
+const MAX_INPUT_BYTES: usize = 1 << 20;
+/// Bytes all pool inputs may hold together.
+const POOL_MAX_BYTES: usize = 256 << 20;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -713,6 +720,7 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, pool: &[Entry], args: &Args) {
     let count = 1 + rng.below(4);
     for _ in 0..count {
         mutate_once(rng, input, pool, args);
+        input.truncate(MAX_INPUT_BYTES);
     }
     if args.big && rng.chance(4000) {
         // A long string member after the first `{`: 64 KiB to 16 MiB.
@@ -1089,6 +1097,7 @@ fn fuzz(args: Args, mut parsers: Parsers) -> bool {
         args.seconds
     );
 
+    let mut pool_bytes: usize = pool.iter().map(|e| e.bytes.len()).sum();
     let mut last_progress = Instant::now();
     let mut input = Vec::new();
     let mut buf = Vec::new();
@@ -1195,35 +1204,42 @@ fn fuzz(args: Args, mut parsers: Parsers) -> bool {
                     stats.saved += 1;
                 }
             }
-            let entry = Entry { bytes: input.clone(), verdict: expect };
-            if pool.len() < POOL_CAP {
-                pool.push(entry);
-            } else {
-                let i = rng.below(POOL_CAP);
-                pool[i] = entry;
+            // `--big` inputs are checked once, not mutated further.
+            if input.len() <= MAX_INPUT_BYTES && pool_bytes + input.len() <= POOL_MAX_BYTES {
+                pool_bytes += input.len();
+                let entry = Entry { bytes: input.clone(), verdict: expect };
+                if pool.len() < POOL_CAP {
+                    pool.push(entry);
+                } else {
+                    let i = rng.below(POOL_CAP);
+                    pool_bytes -= pool[i].bytes.len();
+                    pool[i] = entry;
+                }
             }
         } else if pool.len() < POOL_CAP && input.len() <= 1 << 12 && rng.chance(64) {
             // Mutants of mutants reach deeper; a few plain ones join too.
+            pool_bytes += input.len();
             pool.push(Entry { bytes: input.clone(), verdict: expect });
         }
 
         if last_progress.elapsed() >= Duration::from_secs(10) {
             last_progress = Instant::now();
-            progress(&stats, started, pool.len(), seen.len());
+            progress(&stats, started, pool.len(), pool_bytes, seen.len());
         }
     }
-    progress(&stats, started, pool.len(), seen.len());
+    progress(&stats, started, pool.len(), pool_bytes, seen.len());
     summary(&args, &names, &stats, started);
     stats.failures == 0
 }
 
-fn progress(stats: &Stats, started: Instant, pool: usize, features: usize) {
+fn progress(stats: &Stats, started: Instant, pool: usize, pool_bytes: usize, features: usize) {
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "[{secs:>6.0} s] execs {} ({:.0}/s), lines {}, pool {pool}, features {features}, saved {}, failures {}",
+        "[{secs:>6.0} s] execs {} ({:.0}/s), lines {}, pool {pool} ({} KiB), features {features}, saved {}, failures {}",
         stats.execs,
         stats.execs as f64 / secs.max(1e-9),
         stats.lines,
+        pool_bytes >> 10,
         stats.saved,
         stats.failures
     );
