@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::frame::ParserKind;
 use crate::generator::{DEFAULT_SIZE_LIMIT, GenConfig};
 use crate::kafka::Property;
+use crate::logging::LogFormat;
 use crate::pipeline::CountPlan;
 use crate::source::file::DEFAULT_MAX_FRAME_BYTES;
 use crate::window::WindowKind;
@@ -27,6 +28,13 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+
+    /// Log lines on stderr (warnings, errors, status lines): text
+    /// (`kuniq: warning: ...`) or json (one object per line with timestamp,
+    /// level, message and fields, for log shippers). The end-of-run summary
+    /// is set apart by --summary.
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text, env = "KUNIQ_LOG_FORMAT")]
+    pub log_format: LogFormat,
 }
 
 /// Subcommands.
@@ -65,7 +73,8 @@ pub enum Command {
 /// When to show progress on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressMode {
-    /// A live line on a terminal; a status line every 10 s otherwise.
+    /// A bar on a terminal; a status line every --status-interval otherwise
+    /// (Kafka runs: status lines always).
     Auto,
     /// Never.
     Never,
@@ -251,6 +260,11 @@ pub struct CountArgs {
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
 
+    /// Time between status lines when stderr is not a terminal (and in
+    /// Kafka runs), e.g. 10s, 1m, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub status_interval: String,
+
     /// End-of-run summary on stderr.
     #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
     pub summary: SummaryFormat,
@@ -305,6 +319,15 @@ impl KafkaArgs {
             exactly_once: self.exactly_once,
         }))
     }
+}
+
+/// Validates `--status-interval`.
+pub fn status_interval(text: &str) -> Result<std::time::Duration, String> {
+    let interval = parse_duration("--status-interval", text)?;
+    if interval < std::time::Duration::from_millis(100) {
+        return Err("--status-interval must be at least 100ms".into());
+    }
+    Ok(interval)
 }
 
 impl CountArgs {
@@ -505,6 +528,11 @@ pub struct ProduceArgs {
     /// Progress on stderr.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+
+    /// Time between status lines when stderr is not a terminal (and in
+    /// Kafka runs), e.g. 10s, 1m, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub status_interval: String,
 }
 
 /// Flags of `kuniq gen`, the same as the challenge's official generator's.

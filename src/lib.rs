@@ -4,6 +4,7 @@ pub mod count;
 pub mod frame;
 pub mod generator;
 pub mod kafka;
+pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod plot;

@@ -20,7 +20,7 @@ use kuniq::kafka::{
     source::KafkaPlan,
 };
 use kuniq::pipeline::{self, PipelineError};
-use kuniq::progress::Reporter;
+use kuniq::progress::{Display, Reporter};
 use kuniq::sink::LineSink;
 use kuniq::source::file::{DEFAULT_SEGMENT_BYTES, FileSource};
 
@@ -32,6 +32,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = parse_args();
+    let name = match cli.command {
+        Command::Produce(_) => "kuniq produce",
+        Command::Consume(_) => "kuniq consume",
+        Command::Plot(_) => "kuniq plot",
+        Command::Gen(_) => "kuniq gen",
+        Command::Count(_) => "kuniq",
+    };
+    kuniq::logging::init(cli.log_format, name);
     let result = match cli.command {
         Command::Count(args) => count(&args),
         Command::Gen(args) => gen_frames(&args),
@@ -43,11 +51,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<UsageError>().is_some() => {
-            eprintln!("kuniq: error: {e:#} (see kuniq --help)");
+            tracing::error!("{e:#} (see kuniq --help)");
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("kuniq: error: {e:#}");
+            tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
     }
@@ -102,7 +110,7 @@ fn count(args: &CountArgs) -> Result<()> {
     if let Some(addr) = args.metrics_addr().map_err(UsageError)? {
         let metrics = kuniq::metrics::Metrics::new();
         let bound = metrics.serve(addr).with_context(|| format!("cannot serve metrics on {addr} (--metrics-addr)"))?;
-        eprintln!("kuniq: metrics at http://{bound}/metrics");
+        tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
         plan.metrics = Some(metrics);
     }
     // -i and -b both given: a usage error, unless the brokers come from
@@ -118,7 +126,8 @@ fn count(args: &CountArgs) -> Result<()> {
     let source = FileSource::open(input, DEFAULT_SEGMENT_BYTES, plan.max_frame_bytes)
         .with_context(|| format!("cannot read input '{input}' (give a JSON-lines file, a .gz file, or - for stdin)"))?;
     let mut sink = LineSink::with_metrics(BufWriter::with_capacity(1 << 16, io::stdout().lock()), plan.metrics.clone());
-    let mut reporter = Reporter::new(args.progress == ProgressMode::Auto, source.total_bytes());
+    let interval = kuniq::cli::status_interval(&args.status_interval).map_err(UsageError)?;
+    let mut reporter = Reporter::new(display(args.progress, Display::Auto), source.total_bytes(), interval);
     let summary = pipeline::count_file(&plan, &source, &mut sink, |p| reporter.update(p));
     reporter.finish();
     let summary = match summary {
@@ -127,6 +136,14 @@ fn count(args: &CountArgs) -> Result<()> {
     };
     print_summary(args.summary, &summary);
     Ok(())
+}
+
+/// `--progress never` silences progress; otherwise `auto` shows it as given.
+fn display(mode: ProgressMode, auto: Display) -> Display {
+    match mode {
+        ProgressMode::Auto => auto,
+        ProgressMode::Never => Display::Off,
+    }
 }
 
 fn print_summary(format: SummaryFormat, summary: &kuniq::stats::Summary) {
@@ -142,7 +159,8 @@ fn count_kafka(args: &CountArgs, plan: &pipeline::CountPlan, kafka: &KafkaPlan) 
     // record is acknowledged), exit 0; open windows are the next run's.
     static STOP: AtomicBool = AtomicBool::new(false);
     ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed)).context("installing the signal handler")?;
-    let mut reporter = Reporter::new(args.progress == ProgressMode::Auto, None);
+    let interval = kuniq::cli::status_interval(&args.status_interval).map_err(UsageError)?;
+    let mut reporter = Reporter::new(display(args.progress, Display::Status), None, interval);
     let config =
         kafka::client_config(&kafka.brokers, &[("linger.ms", "5")], &kafka::properties_for(&kafka.properties, false))
             .map_err(UsageError)?;
@@ -238,16 +256,16 @@ fn produce(args: &ProduceArgs) -> Result<()> {
     let source = FileSource::open(&args.input, DEFAULT_SEGMENT_BYTES, usize::MAX).with_context(|| {
         format!("cannot read input '{}' (give a JSON-lines file, a .gz file, or - for stdin)", args.input)
     })?;
-    let live = args.progress == ProgressMode::Auto && io::stderr().is_terminal();
+    let interval = kuniq::cli::status_interval(&args.status_interval).map_err(UsageError)?;
+    let mut reporter = Reporter::loading(display(args.progress, Display::Auto), source.total_bytes(), interval);
+    let started = std::time::Instant::now();
     let summary = kafka::produce::produce(&config, &args.topic, &source, args.rate, |records, bytes| {
-        if live {
-            eprint!("\rkuniq produce: {records} records, {:.1} MB", bytes as f64 / 1e6);
-        }
-    })
-    .map_err(anyhow::Error::msg)?;
-    if live {
-        eprintln!();
-    }
+        let input = kuniq::stats::InputCounters { frames: records, bytes, ..Default::default() };
+        let p = pipeline::Progress { input, watermark: None, open_windows: 0, lag: None, elapsed: started.elapsed() };
+        reporter.update(&p);
+    });
+    reporter.finish();
+    let summary = summary.map_err(anyhow::Error::msg)?;
     let secs = summary.elapsed.as_secs_f64().max(1e-9);
     eprintln!(
         "kuniq produce: {} records ({:.1} MB) to '{}' ({} partitions) in {:.2} s: {:.0} records/s",

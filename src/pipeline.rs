@@ -67,6 +67,9 @@ pub struct Progress {
     pub watermark: Option<Secs>,
     /// Open windows.
     pub open_windows: usize,
+    /// Messages behind the end of the input, over all Kafka partitions,
+    /// once librdkafka has reported every partition's end; None for files.
+    pub lag: Option<i64>,
     /// Time since the start.
     pub elapsed: Duration,
 }
@@ -209,6 +212,7 @@ fn merge(
                 input: *input,
                 watermark: engine.watermark(),
                 open_windows: engine.open_windows(),
+                lag: None,
                 elapsed: started.elapsed(),
             });
         }
@@ -218,13 +222,16 @@ fn merge(
 
 /// Sends the engine's pending records to `sink` and flushes it; `due` is
 /// when the merge began applying the input that completed them (emission
-/// latency is measured from there). Warns on stderr, once a run, when the
+/// latency is measured from there). Warns, once a run, when the
 /// cap on open windows forced one out.
 pub(crate) fn emit(engine: &mut Engine, sink: &mut dyn Sink, due: Instant) -> Result<(), PipelineError> {
     if let Some((kind, start)) = engine.take_first_forced() {
-        eprintln!(
-            "kuniq: warning: {} {} windows were open at once (--max-open-windows), so the oldest, starting at {start}, \
-             was emitted early; its later frames count as too late. Windows forced out are counted in the summary \
+        tracing::warn!(
+            max_open_windows = engine.config().max_open_windows,
+            window = kind.name(),
+            start,
+            "{} {} windows were open at once (--max-open-windows), so the oldest, starting at {start}, was emitted \
+             early; its later frames count as too late. Windows forced out are counted in the summary \
              (windows_forced).",
             engine.config().max_open_windows,
             kind.name()

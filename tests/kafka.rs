@@ -241,3 +241,53 @@ fn produce_rate_paces_a_replay() {
     let out = kuniq(&["consume", "-b", &broker.addr, "-t", "frames", "-e"]);
     assert_eq!(out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count(), 3000);
 }
+
+/// A Kafka run logs a status line every --status-interval, even when the
+/// topic is quiet: frames, rate, total lag, watermark, open windows.
+#[test]
+fn a_kafka_run_logs_status_lines() {
+    use std::io::BufRead;
+    let broker = Broker::start();
+    broker.create_topic("frames", 2);
+    let dir = TempDir::new().unwrap();
+    let path = generate(&dir, &["-c", "2000", "-r", "100", "-n", "500", "-s", "7"]);
+    produce(&broker, "frames", &path);
+    let mut child = Command::new(KUNIQ)
+        .args(["count", "-b", &broker.addr, "-t", "frames", "-G", "status", "--offset", "beginning"])
+        .args(["--status-interval", "300ms", "--summary", "none"])
+        .env_remove("KUNIQ_LOG_FORMAT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    // Lag shows once librdkafka's statistics (every 2 s) gave every
+    // partition's end; all 2000 frames are read by then.
+    let wanted = |l: &String| {
+        l.starts_with("kuniq: ")
+            && l.contains(" 2000 frames, ")
+            && l.contains("lag 0 messages")
+            && l.contains("event time 2016-")
+    };
+    while !seen.iter().any(wanted) {
+        assert!(Instant::now() < deadline, "no status line with lag:\n{}", seen.join("\n"));
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(line);
+        }
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(child.wait().unwrap().success());
+    let status = seen.iter().filter(|l| l.contains("frames/s over the last")).count();
+    assert!(status >= 2, "status lines come at the interval:\n{}", seen.join("\n"));
+}

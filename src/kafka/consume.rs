@@ -62,7 +62,7 @@ pub fn consume(
                 out.flush().map_err(|e| e.to_string())?;
             }
             // Errors while the client connects are retried by librdkafka.
-            Some(Err(e)) if started.elapsed() > Duration::from_secs(1) => eprintln!("kuniq consume: {e}"),
+            Some(Err(e)) if started.elapsed() > Duration::from_secs(1) => tracing::warn!(error = %e, "{e}"),
             Some(Err(_)) => {}
         }
     }

@@ -95,8 +95,9 @@ pub fn partition_count<C: ClientContext>(
     let metadata = match client.fetch_metadata(Some(topic), first) {
         Ok(metadata) => Ok(metadata),
         Err(_) if timeout > first => {
-            eprintln!(
-                "kuniq: no answer yet from the Kafka brokers at {brokers}; waiting up to {} s (--connect-timeout)",
+            tracing::info!(
+                brokers,
+                "no answer yet from the Kafka brokers at {brokers}; waiting up to {} s (--connect-timeout)",
                 timeout.as_secs_f64().round()
             );
             client.fetch_metadata(Some(topic), timeout.saturating_sub(started.elapsed()))

@@ -223,7 +223,9 @@ pub fn count_kafka(
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
     let fail = |what: String| PipelineError::Input(std::io::Error::other(what));
-    let config = consumer_config(kafka, plan.metrics.is_some()).map_err(fail)?;
+    // Statistics always: the status line's lag comes from them too (one
+    // small JSON document every 2 s, parsed on the merge thread's poll).
+    let config = consumer_config(kafka, true).map_err(fail)?;
     let consumer: Arc<KafkaConsumer> = Arc::new(
         config
             .create_with_context(PartitionEnds::new(&kafka.topic))
@@ -358,7 +360,11 @@ pub fn count_kafka(
         output.abort_transaction();
     }
     if sink.skipped > 0 {
-        eprintln!("kuniq: {} records emitted before the restart were not sent again", sink.skipped);
+        tracing::info!(
+            skipped = sink.skipped,
+            "{} records emitted before the restart were not sent again",
+            sink.skipped
+        );
     }
     result
 }
@@ -409,10 +415,15 @@ fn start_offsets(
     let mut starts = vec![kafka.start.offset(); partitions as usize];
     if let Some(saved) = saved {
         if saved.config != config {
-            eprintln!(
-                "kuniq: the saved state of group '{}' was written with {}, this run uses {}: records of windows \
-                 open at the restart may differ from those already emitted",
-                kafka.group, saved.config, config
+            tracing::warn!(
+                group = kafka.group,
+                saved = saved.config,
+                now = config,
+                "the saved state of group '{}' was written with {}, this run uses {}: records of windows open at the \
+                 restart may differ from those already emitted",
+                kafka.group,
+                saved.config,
+                config
             );
         }
         for &(p, stream) in &saved.streams {
@@ -553,7 +564,7 @@ impl Checkpoints {
                 if self.output.acknowledged(written).map_err(out)? {
                     // For monitoring (lag); the state topic is what a restart reads.
                     if let Err(e) = self.consumer.commit(&pending.offsets, CommitMode::Async) {
-                        eprintln!("kuniq: committing offsets for group monitoring: {e}");
+                        tracing::warn!(error = %e, "committing offsets for group monitoring: {e}");
                     }
                     self.pending = None;
                 }
@@ -588,7 +599,7 @@ impl Checkpoints {
             self.output.flush().map_err(|e| self.state_error(e))?;
             // For monitoring (lag); the state topic is what a restart reads.
             if let Err(e) = self.consumer.commit(&offsets, CommitMode::Sync) {
-                eprintln!("kuniq: committing offsets for group monitoring: {e}");
+                tracing::warn!(error = %e, "committing offsets for group monitoring: {e}");
             }
         }
         Ok(())
@@ -689,9 +700,12 @@ fn worker_loop<P: FrameParser>(
                     Some(Ok(message)) => {
                         if *skip_below > 0 {
                             if message.offset() > *skip_below {
-                                eprintln!(
-                                    "kuniq: partition {partition}: asked to start at offset {skip_below}, the first \
-                                     record is at {}: the records between are gone from the broker (retention or \
+                                tracing::warn!(
+                                    partition,
+                                    offset = *skip_below,
+                                    first = message.offset(),
+                                    "partition {partition}: asked to start at offset {skip_below}, the first record \
+                                     is at {}: the records between are gone from the broker (retention or \
                                      compaction)",
                                     message.offset()
                                 );
@@ -722,7 +736,7 @@ fn worker_loop<P: FrameParser>(
                     }
                     Some(Err(e)) => {
                         // Fetch errors are retried by librdkafka; report them.
-                        eprintln!("kuniq: partition {partition}: {e}");
+                        tracing::warn!(partition, error = %e, "partition {partition}: {e}");
                         break;
                     }
                 }
@@ -783,7 +797,7 @@ fn merge(
     loop {
         // Serve errors (messages all go to partition queues).
         if let Some(Err(e)) = consumer.poll(Duration::ZERO) {
-            eprintln!("kuniq: Kafka consumer: {e}");
+            tracing::warn!(error = %e, "Kafka consumer: {e}");
             if outage.is_none() {
                 let now = Instant::now();
                 outage = Some((now, now));
@@ -826,10 +840,8 @@ fn merge(
             }
             if now.duration_since(checked) >= OUTAGE_CHECK_INTERVAL {
                 outage = if outage_over(consumer, &kafka.topic) {
-                    eprintln!(
-                        "kuniq: the brokers answer again ({:.1} s after the first error)",
-                        since.elapsed().as_secs_f64()
-                    );
+                    let outage_secs = since.elapsed().as_secs_f64();
+                    tracing::info!(outage_secs, "the brokers answer again ({outage_secs:.1} s after the first error)");
                     // Idle again only after a full idle timeout of reading.
                     for s in states.iter_mut() {
                         s.last_record = now;
@@ -895,14 +907,16 @@ fn merge(
                 lag: ends.lag(p, s.next_offset),
             }));
         }
-        if got > 0 {
-            progress(&Progress {
-                input,
-                watermark: engine.watermark(),
-                open_windows: engine.open_windows(),
-                elapsed: started.elapsed(),
-            });
-        }
+        // Every step, not only those with records: a quiet or stalled
+        // topic still gets its status line (the reporter keeps the pace).
+        let ends = consumer.context();
+        progress(&Progress {
+            input,
+            watermark: engine.watermark(),
+            open_windows: engine.open_windows(),
+            lag: states.iter().enumerate().map(|(p, s)| ends.lag(p, s.next_offset)).sum(),
+            elapsed: started.elapsed(),
+        });
         let done = kafka.exit_at_end && states.iter().all(|s| s.at_end);
         if done || stop.load(Ordering::Relaxed) {
             // Take what the workers already sent.
