@@ -20,6 +20,7 @@ freq="${PERF_FREQ:-999}"
 file="${1:-$KUNIQ_ROOT/bench-data/official.jsonl}"
 [[ -r "$file" ]] || die "cannot read $file"
 command -v perf >/dev/null || die "perf is missing (Debian: apt-get install linux-perf)"
+build_release scan
 out="$KUNIQ_ROOT/target/flamegraph"
 mkdir -p "$out"
 topic="profile-frames-$$"
