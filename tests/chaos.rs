@@ -18,13 +18,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::broker::Broker;
+use common::kafka::{kuniq, topic_records};
 use common::oracle::count_per_minute;
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
@@ -33,14 +34,6 @@ use tempfile::TempDir;
 
 const KUNIQ: &str = env!("CARGO_BIN_EXE_kuniq");
 const PARTITIONS: i32 = 4;
-
-fn kuniq(args: &[&str]) -> Output {
-    let out = Command::new(KUNIQ).args(args).stdin(Stdio::null()).output().expect("running kuniq");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "kuniq {args:?} panicked:\n{stderr}");
-    assert!(out.status.success(), "kuniq {args:?} failed ({}):\n{stderr}", out.status);
-    out
-}
 
 /// Out-of-order frames from `kuniq gen`, spread over about 30 minutes of
 /// event time, frames of at most `size` bytes: delays up to 40 s (allowed
@@ -111,21 +104,9 @@ impl Cluster {
     }
 }
 
-/// Every record of the output topic as (key, value); read_committed for
-/// `--exactly-once` runs.
+/// Every record of the output topic; read_committed for `--exactly-once` runs.
 fn output_records(brokers: &str, committed: bool) -> Vec<(String, String)> {
-    let mut args = vec!["consume", "-b", brokers, "-t", "uniques", "-e", "-K"];
-    if committed {
-        args.extend(["-X", "isolation.level=read_committed"]);
-    }
-    String::from_utf8(kuniq(&args).stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let (key, value) = line.split_once('\t').expect("key<TAB>value");
-            (key.to_owned(), value.to_owned())
-        })
-        .collect()
+    topic_records(brokers, "uniques", committed)
 }
 
 /// What the output topic shows.

@@ -5,9 +5,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::kafka::{kuniq, topic_records};
 use common::oracle::count_per_minute;
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
@@ -15,14 +16,6 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const KUNIQ: &str = env!("CARGO_BIN_EXE_kuniq");
 const T0: u64 = 1_468_244_384;
-
-fn kuniq(args: &[&str]) -> Output {
-    let out = Command::new(KUNIQ).args(args).stdin(Stdio::null()).output().expect("running kuniq");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "kuniq {args:?} panicked:\n{stderr}");
-    assert!(out.status.success(), "kuniq {args:?} failed ({}):\n{stderr}", out.status);
-    out
-}
 
 /// Small frames, 4 per second of event time over about 4 minutes, a tenth
 /// of them 1 to 30 s late, round-robin over 2 partitions.
@@ -47,15 +40,7 @@ fn load(cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>, fr
 
 /// Committed records of the output topic: (key, value) in order.
 fn committed_records(brokers: &str) -> Vec<(String, String)> {
-    let out = kuniq(&["consume", "-b", brokers, "-t", "uniques", "-e", "-K", "-X", "isolation.level=read_committed"]);
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let (k, v) = l.split_once('\t').unwrap();
-            (k.to_string(), v.to_string())
-        })
-        .collect()
+    topic_records(brokers, "uniques", true)
 }
 
 fn last_revisions(records: &[(String, String)]) -> BTreeMap<u64, (usize, u64)> {

@@ -12,6 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::broker::Broker;
+use common::kafka::kuniq;
 use common::oracle::count_per_minute;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -19,14 +20,6 @@ use rdkafka::message::Message;
 use tempfile::TempDir;
 
 const KUNIQ: &str = env!("CARGO_BIN_EXE_kuniq");
-
-fn kuniq(args: &[&str]) -> Output {
-    let out = Command::new(KUNIQ).args(args).stdin(Stdio::null()).output().expect("running kuniq");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "kuniq {args:?} panicked:\n{stderr}");
-    assert!(out.status.success(), "kuniq {args:?} failed ({}):\n{stderr}", out.status);
-    out
-}
 
 fn generate(dir: &TempDir, args: &[&str]) -> PathBuf {
     let path = dir.path().join("frames.jsonl");

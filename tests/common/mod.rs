@@ -5,4 +5,5 @@ pub mod broker;
 pub mod cli;
 pub mod frames;
 pub mod hostile;
+pub mod kafka;
 pub mod oracle;
