@@ -16,6 +16,7 @@ use rdkafka::{ClientConfig, ClientContext};
 pub mod consume;
 pub mod produce;
 pub mod properties;
+mod queue;
 pub mod sink;
 pub mod source;
 pub mod state;

@@ -39,11 +39,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientConfig, ClientContext};
 
+use super::queue::{Message, Messages};
 use super::sink::Output;
 use super::state::{self, SavedState};
 
@@ -125,7 +125,7 @@ pub struct KafkaPlan {
     pub exactly_once: bool,
 }
 
-type Queue = rdkafka::consumer::base_consumer::PartitionQueue<PartitionEnds>;
+type Queue = super::queue::BatchQueue<PartitionEnds>;
 type KafkaConsumer = BaseConsumer<PartitionEnds>;
 
 /// How often librdkafka reports statistics when metrics are served: the
@@ -257,8 +257,7 @@ pub fn count_kafka(
 
     let mut queues: Vec<(i32, Queue)> = Vec::new();
     for p in 0..partitions {
-        let queue = consumer
-            .split_partition_queue(&kafka.topic, p)
+        let queue = Queue::split(&consumer, &kafka.topic, p)
             .ok_or_else(|| fail(format!("cannot open a queue for partition {p} of '{}'", kafka.topic)))?;
         queues.push((p, queue));
     }
@@ -679,73 +678,73 @@ fn worker_loop<P: FrameParser>(
     let hasher = UidHasher::new();
     let me = std::thread::current();
     for assigned in queues.iter_mut() {
-        let me = me.clone();
-        assigned.queue.set_nonempty_callback(move || me.unpark());
+        assigned.queue.wake_on_nonempty(me.clone());
     }
-    let batch_size = batch_size.max(1);
+    let mut messages = Messages::default();
     while !stop.load(Ordering::Relaxed) {
         let mut polled = false;
         for Assigned { partition, queue, skip_below } in queues.iter_mut() {
+            if queue.poll_into(&mut messages, batch_size) == 0 {
+                continue;
+            }
+            // The queue may hold more: poll again before parking.
+            polled = true;
             let mut batch = Batch {
                 partition: *partition,
-                events: Vec::new(),
+                events: Vec::with_capacity(messages.len()),
                 counters: InputCounters::default(),
                 last_offset: None,
                 at_end: false,
             };
-            for _ in 0..batch_size {
-                match queue.poll(Duration::ZERO) {
-                    None => break,
-                    Some(Ok(message)) if message.offset() < *skip_below => continue,
-                    Some(Ok(message)) => {
-                        if *skip_below > 0 {
-                            if message.offset() > *skip_below {
-                                tracing::warn!(
-                                    partition,
-                                    offset = *skip_below,
-                                    first = message.offset(),
-                                    "partition {partition}: asked to start at offset {skip_below}, the first record \
-                                     is at {}: the records between are gone from the broker (retention or \
-                                     compaction)",
-                                    message.offset()
-                                );
-                            }
-                            *skip_below = 0;
-                        }
-                        let payload = message.payload().unwrap_or_default();
-                        batch.counters.frames += 1;
-                        batch.counters.bytes += payload.len() as u64;
-                        if payload.len() > max_frame_bytes {
-                            batch.counters.reject(Reject::TooLarge);
-                            batch.last_offset = Some(message.offset());
-                            continue;
-                        }
-                        match parser.parse(payload) {
-                            Ok(fields) => batch.events.push(Event {
-                                ts: fields.ts as Secs,
-                                hash: hasher.hash(fields.uid),
-                                offset: message.offset() as u64,
-                            }),
-                            Err(reason) => batch.counters.reject(reason),
-                        }
-                        batch.last_offset = Some(message.offset());
-                    }
-                    Some(Err(KafkaError::PartitionEOF(_))) => {
+            for message in messages.iter() {
+                let (offset, payload) = match message {
+                    Message::Record { offset, .. } if offset < *skip_below => continue,
+                    Message::Record { offset, payload } => (offset, payload),
+                    // Records after an end (it arrived meanwhile) clear it.
+                    Message::End => {
                         batch.at_end = true;
-                        break;
+                        continue;
                     }
-                    Some(Err(e)) => {
+                    Message::Error(code) => {
                         // Fetch errors are retried by librdkafka; report them.
+                        let e = KafkaError::MessageConsumption(code);
                         tracing::warn!(partition, error = %e, "partition {partition}: {e}");
-                        break;
+                        continue;
                     }
+                };
+                batch.at_end = false;
+                if *skip_below > 0 {
+                    if offset > *skip_below {
+                        tracing::warn!(
+                            partition,
+                            offset = *skip_below,
+                            first = offset,
+                            "partition {partition}: asked to start at offset {skip_below}, the first record is at \
+                             {offset}: the records between are gone from the broker (retention or compaction)"
+                        );
+                    }
+                    *skip_below = 0;
+                }
+                batch.counters.frames += 1;
+                batch.counters.bytes += payload.len() as u64;
+                batch.last_offset = Some(offset);
+                if payload.len() > max_frame_bytes {
+                    batch.counters.reject(Reject::TooLarge);
+                    continue;
+                }
+                match parser.parse(payload) {
+                    Ok(fields) => batch.events.push(Event {
+                        ts: fields.ts as Secs,
+                        hash: hasher.hash(fields.uid),
+                        offset: offset as u64,
+                    }),
+                    Err(reason) => batch.counters.reject(reason),
                 }
             }
-            if batch.last_offset.is_some() || batch.at_end {
-                polled = true;
-                if !send(tx, batch, stop) {
-                    return;
-                }
+            // Back to librdkafka before the merge may wait on the channel.
+            messages.clear();
+            if (batch.last_offset.is_some() || batch.at_end) && !send(tx, batch, stop) {
+                return;
             }
         }
         if !polled {
