@@ -123,8 +123,11 @@ pub(super) struct Messages {
 pub(super) enum Message<'a> {
     /// A record: its offset and value (empty when it has none).
     Record { offset: i64, payload: &'a [u8] },
-    /// The partition is read to its end (`enable.partition.eof`).
-    End,
+    /// The partition is read to its end (`enable.partition.eof`): `offset`
+    /// is the next offset to read. (librdkafka also moves the consumer's
+    /// `position()` one past it for an end read in a batch, so the end's own
+    /// offset is the one to trust.)
+    End { offset: i64 },
     /// A consumer error for this partition (librdkafka retries fetches).
     Error(RDKafkaErrorCode),
 }
@@ -144,7 +147,7 @@ impl Messages {
             let m = unsafe { &*m };
             if m.err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
                 if m.err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                    return Message::End;
+                    return Message::End { offset: m.offset };
                 }
                 return Message::Error(RDKafkaErrorCode::from(m.err));
             }
@@ -172,5 +175,97 @@ impl Messages {
 impl Drop for Messages {
     fn drop(&mut self) {
         self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+    use super::*;
+
+    /// What [`read_all`] saw of one partition.
+    struct Read {
+        /// (offset, payload) of every record, in the order handed out.
+        records: Vec<(i64, Vec<u8>)>,
+        /// The most messages one call returned.
+        largest: usize,
+        /// The end of partition's offset, if one was reported.
+        end: Option<i64>,
+    }
+
+    /// Reads a partition through a batch queue, at most `max` messages per
+    /// call, until its end (or 30 s).
+    fn read_all(queue: &BatchQueue<DefaultConsumerContext>, max: usize) -> Read {
+        let mut messages = Messages::default();
+        let (mut records, mut largest) = (Vec::new(), 0);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let got = queue.poll_into(&mut messages, max);
+            largest = largest.max(got);
+            for m in messages.iter() {
+                match m {
+                    Message::Record { offset, payload } => records.push((offset, payload.to_vec())),
+                    Message::End { offset } => return Read { records, largest, end: Some(offset) },
+                    Message::Error(code) => panic!("consumer error: {code:?}"),
+                }
+            }
+            if got == 0 {
+                std::thread::park_timeout(Duration::from_millis(10));
+            }
+        }
+        Read { records, largest, end: None }
+    }
+
+    #[test]
+    fn batches_hold_every_record_in_order_then_the_end() {
+        let cluster = MockCluster::new(1).expect("an rdkafka mock cluster");
+        cluster.create_topic("frames", 2, 1).unwrap();
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            ClientConfig::new().set("bootstrap.servers", cluster.bootstrap_servers()).create().unwrap();
+        for i in 0..250u32 {
+            let value = format!("frame {i}");
+            producer.send(BaseRecord::<(), _>::to("frames").partition((i % 2) as i32).payload(&value)).unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+
+        let consumer: Arc<BaseConsumer> = Arc::new(
+            ClientConfig::new()
+                .set("bootstrap.servers", cluster.bootstrap_servers())
+                .set("group.id", "batch-queue-test")
+                .set("enable.partition.eof", "true")
+                .set("enable.auto.commit", "false")
+                .create()
+                .unwrap(),
+        );
+        let mut queues: Vec<_> = (0..2).map(|p| BatchQueue::split(&consumer, "frames", p).unwrap()).collect();
+        for q in &mut queues {
+            q.wake_on_nonempty(std::thread::current());
+        }
+        let mut assignment = TopicPartitionList::new();
+        for p in 0..2 {
+            assignment.add_partition_offset("frames", p, Offset::Beginning).unwrap();
+        }
+        consumer.assign(&assignment).unwrap();
+
+        for (p, queue) in queues.iter().enumerate() {
+            let Read { records, largest, end } = read_all(queue, 16);
+            // The end is the next offset to read (the idle check compares
+            // it with the partition's high watermark).
+            assert_eq!(end, Some(125), "partition {p}: end");
+            assert!(largest <= 16, "partition {p}: a batch of {largest} exceeds the maximum of 16");
+            assert!(largest > 1, "partition {p}: never more than one message per call");
+            let want: Vec<(i64, Vec<u8>)> =
+                (0..125).map(|k| (k, format!("frame {}", 2 * k as usize + p).into_bytes())).collect();
+            assert_eq!(records, want, "partition {p}");
+        }
+        // Queues go before the consumer; dropping them must not hang.
+        drop(queues);
     }
 }

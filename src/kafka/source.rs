@@ -198,6 +198,9 @@ struct Batch {
     last_offset: Option<i64>,
     /// The partition was at its end after this batch.
     at_end: bool,
+    /// The offset of the last end of partition in the batch (the next
+    /// offset to read there).
+    end_offset: Option<i64>,
 }
 
 /// Per-partition bookkeeping of the merge.
@@ -208,6 +211,9 @@ struct PartitionState {
     last_record: Instant,
     /// Next offset to read (last processed + 1, or where reading starts).
     next_offset: Option<i64>,
+    /// Where everything before is read: after the last record, or at the
+    /// last end of partition, which can lie past it (transaction markers).
+    read_to: Option<i64>,
 }
 
 /// Counts frames from Kafka into `sink` until the end (`-e`) or `stop`,
@@ -303,6 +309,7 @@ pub fn count_kafka(
                 Offset::Offset(o) => Some(*o),
                 _ => None,
             },
+            read_to: None,
         })
         .collect();
     let result = std::thread::scope(|scope| {
@@ -695,14 +702,16 @@ fn worker_loop<P: FrameParser>(
                 counters: InputCounters::default(),
                 last_offset: None,
                 at_end: false,
+                end_offset: None,
             };
             for message in messages.iter() {
                 let (offset, payload) = match message {
                     Message::Record { offset, .. } if offset < *skip_below => continue,
                     Message::Record { offset, payload } => (offset, payload),
                     // Records after an end (it arrived meanwhile) clear it.
-                    Message::End => {
+                    Message::End { offset } => {
                         batch.at_end = true;
+                        batch.end_offset = Some(offset);
                         continue;
                     }
                     Message::Error(code) => {
@@ -858,7 +867,7 @@ fn merge(
         // still stands).
         for (p, s) in states.iter_mut().enumerate() {
             if outage.is_none() && !s.idle && s.at_end && now.duration_since(s.last_record) >= kafka.idle_timeout {
-                match read_to_end(consumer, &kafka.topic, p as i32) {
+                match read_to_end(consumer, &kafka.topic, p as i32, s.read_to) {
                     Some(true) => {
                         s.idle = true;
                         engine.set_idle(p, true);
@@ -949,16 +958,13 @@ fn outage_over(consumer: &KafkaConsumer, topic: &str) -> bool {
 
 /// Whether partition `p` of `topic` is read to the end the broker reports
 /// (the high watermark; the last stable offset for read_committed): the
-/// consumer's position is there. None when the broker does not answer
-/// within 500 ms. A partition nothing was read from yet is taken as read to
-/// its end (its end-of-partition event is all there is to go by).
-fn read_to_end(consumer: &KafkaConsumer, topic: &str, p: i32) -> Option<bool> {
+/// partition is read to there (`read_to`, from the records and ends of
+/// partition the workers saw). None when the broker does not answer within
+/// 500 ms. A partition without an end of partition yet is taken as read to
+/// its end (there is nothing else to go by; the merge asks only after one).
+fn read_to_end(consumer: &KafkaConsumer, topic: &str, p: i32, read_to: Option<i64>) -> Option<bool> {
     let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_millis(500)).ok()?;
-    let positions = consumer.position().ok()?;
-    match positions.find_partition(topic, p).map(|e| e.offset()) {
-        Some(Offset::Offset(position)) => Some(position >= high),
-        _ => Some(true),
-    }
+    Some(read_to.is_none_or(|read_to| read_to >= high))
 }
 
 fn apply(batch: Batch, engine: &mut Engine, states: &mut [PartitionState], input: &mut InputCounters) {
@@ -967,11 +973,13 @@ fn apply(batch: Batch, engine: &mut Engine, states: &mut [PartitionState], input
     if let Some(last) = batch.last_offset {
         s.last_record = Instant::now();
         s.next_offset = Some(last + 1);
+        s.read_to = s.read_to.max(Some(last + 1));
         if s.idle {
             s.idle = false;
             engine.set_idle(batch.partition as usize, false);
         }
     }
+    s.read_to = s.read_to.max(batch.end_offset);
     s.at_end = batch.at_end;
     engine.observe_batch(batch.partition as usize, &batch.events);
 }
