@@ -192,7 +192,8 @@ pub struct KafkaArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub connect_timeout: String,
 
-    /// Messages taken from a partition queue per poll.
+    /// Most messages one read of a partition queue takes (payloads are
+    /// borrowed from librdkafka until the batch is parsed).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub batch_size: usize,
 }
