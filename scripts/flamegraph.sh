@@ -117,23 +117,6 @@ perf record -e cpu-clock -F "$freq" -g "${perf_call_graph[@]}" -o "$data" --quie
     bash -c 'for ((i = 0; i < $1; i++)); do "${@:2}" >/dev/null; done' _ "$repeat" "${kuniq_cmd[@]}" \
     || die "perf record failed"
 
-# perf (6.1 here) prints, for an address inside inlined code, the function
-# that holds the machine code first and the inlined functions after it,
-# innermost first; read as a stack, that makes the outermost function the
-# leaf. Moving that line after its inlined frames restores the real order.
-inline_order() {
-    awk '
-        function flush() { if (held != "") print held; held = "" }
-        /^\t/ {
-            if ($1 != addr) { flush(); addr = $1 }
-            if ($NF == "(inlined)") print; else held = $0
-            next
-        }
-        { flush(); addr = ""; print }
-        END { flush() }
-    '
-}
-
 log "Collapsing stacks (perf script | inferno-collapse-perf)..."
 collapsed="$out_dir/kuniq-count-$parser-$call_graph.folded"
 perf script -i "$data" 2>/dev/null | inline_order | inferno-collapse-perf >"$collapsed"

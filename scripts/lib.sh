@@ -117,3 +117,21 @@ machine_info() {
     echo "kernel:  $(uname -sr)"
     echo "rustc:   $(rustc --version 2>/dev/null || echo unknown)"
 }
+
+# inline_order: filter for `perf script` output. perf (6.1 here) prints, for
+# an address inside inlined code, the function that holds the machine code
+# first and the inlined functions after it, innermost first; read as a
+# stack, that makes the outermost function the leaf. Moving that line after
+# its inlined frames restores the real call order.
+inline_order() {
+    awk '
+        function flush() { if (held != "") print held; held = "" }
+        /^\t/ {
+            if ($1 != addr) { flush(); addr = $1 }
+            if ($NF == "(inlined)") print; else held = $0
+            next
+        }
+        { flush(); addr = ""; print }
+        END { flush() }
+    '
+}

@@ -35,21 +35,6 @@ perf record -e cpu-clock -F "$freq" -g --call-graph dwarf -o "$out/perf-kafka.da
     "$KUNIQ_BIN" count -b "127.0.0.1:$port" -t "$topic" -G "profile-$$" --offset beginning -e \
     --progress never --summary text --state-topic "profile-state-$$" >/dev/null
 
-# perf prints an inlined address's outermost function first; move it after
-# its inlined frames so stacks read in call order (as scripts/flamegraph.sh).
-inline_order() {
-    awk '
-        function flush() { if (held != "") print held; held = "" }
-        /^\t/ {
-            if ($1 != addr) { flush(); addr = $1 }
-            if ($NF == "(inlined)") print; else held = $0
-            next
-        }
-        { flush(); addr = ""; print }
-        END { flush() }
-    '
-}
-
 perf script -i "$out/perf-kafka.data" 2>/dev/null | inline_order | inferno-collapse-perf >"$out/kuniq-kafka.folded"
 inferno-flamegraph --title "kuniq count, Kafka input (local tansu, 4 partitions), $(basename "$file")" \
     --subtitle "$(date -u +%Y-%m-%d), $(nproc) cores; perf cpu-clock at $freq Hz, dwarf call graphs" \
