@@ -226,6 +226,27 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) ->
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
+/// A gauge family with one sample per partition that has a value, labelled
+/// `partition`; nothing at all when no partition has one.
+fn partition_gauges(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    values: impl Iterator<Item = Option<i64>> + Clone,
+) -> Result<(), std::fmt::Error> {
+    if values.clone().all(|v| v.is_none()) {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
+    for (p, value) in values.enumerate() {
+        if let Some(value) = value {
+            let labels = [("partition", p.to_string())];
+            ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
+
 impl Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -281,35 +302,19 @@ impl Collector for SnapshotCollector {
         if let Some(wm) = s.watermark {
             gauge(e_, "kuniq_watermark_seconds", "Global watermark, unix seconds of event time", wm)?;
         }
-        if s.partitions.iter().any(|p| p.watermark.is_some()) {
-            let mut family = encoder.encode_descriptor(
-                "kuniq_partition_watermark_seconds",
-                "Watermark of each Kafka partition (highest admitted ts - lateness), unix seconds",
-                None,
-                ConstGauge::new(0i64).metric_type(),
-            )?;
-            for (p, part) in s.partitions.iter().enumerate() {
-                if let Some(wm) = part.watermark {
-                    let labels = [("partition", p.to_string())];
-                    ConstGauge::new(wm).encode(family.encode_family(&labels)?)?;
-                }
-            }
-        }
-        if s.partitions.iter().any(|p| p.lag.is_some()) {
-            let mut family = encoder.encode_descriptor(
-                "kuniq_consumer_lag_messages",
-                "Messages of each Kafka partition not read yet: the partition's end (from librdkafka statistics, \
-                 refreshed every 2 s) minus kuniq's next offset",
-                None,
-                ConstGauge::new(0i64).metric_type(),
-            )?;
-            for (p, part) in s.partitions.iter().enumerate() {
-                if let Some(lag) = part.lag {
-                    let labels = [("partition", p.to_string())];
-                    ConstGauge::new(lag).encode(family.encode_family(&labels)?)?;
-                }
-            }
-        }
+        partition_gauges(
+            &mut encoder,
+            "kuniq_partition_watermark_seconds",
+            "Watermark of each Kafka partition (highest admitted ts - lateness), unix seconds",
+            s.partitions.iter().map(|p| p.watermark),
+        )?;
+        partition_gauges(
+            &mut encoder,
+            "kuniq_consumer_lag_messages",
+            "Messages of each Kafka partition not read yet: the partition's end (from librdkafka statistics, \
+             refreshed every 2 s) minus kuniq's next offset",
+            s.partitions.iter().map(|p| p.lag),
+        )?;
         Ok(())
     }
 }
