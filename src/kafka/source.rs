@@ -196,10 +196,8 @@ struct Batch {
     counters: InputCounters,
     /// Offset of the last message in the batch, if any.
     last_offset: Option<i64>,
-    /// The partition was at its end after this batch.
-    at_end: bool,
-    /// The offset of the last end of partition in the batch (the next
-    /// offset to read there).
+    /// The partition was at its end after this batch: the end of
+    /// partition's offset (the next offset to read there).
     end_offset: Option<i64>,
 }
 
@@ -701,16 +699,13 @@ fn worker_loop<P: FrameParser>(
                 events: Vec::with_capacity(messages.len()),
                 counters: InputCounters::default(),
                 last_offset: None,
-                at_end: false,
                 end_offset: None,
             };
             for message in messages.iter() {
                 let (offset, payload) = match message {
                     Message::Record { offset, .. } if offset < *skip_below => continue,
                     Message::Record { offset, payload } => (offset, payload),
-                    // Records after an end (it arrived meanwhile) clear it.
                     Message::End { offset } => {
-                        batch.at_end = true;
                         batch.end_offset = Some(offset);
                         continue;
                     }
@@ -721,7 +716,8 @@ fn worker_loop<P: FrameParser>(
                         continue;
                     }
                 };
-                batch.at_end = false;
+                // A record after an end (it arrived meanwhile) clears it.
+                batch.end_offset = None;
                 if *skip_below > 0 {
                     if offset > *skip_below {
                         tracing::warn!(
@@ -752,7 +748,7 @@ fn worker_loop<P: FrameParser>(
             }
             // Back to librdkafka before the merge may wait on the channel.
             messages.clear();
-            if (batch.last_offset.is_some() || batch.at_end) && !send(tx, batch, stop) {
+            if (batch.last_offset.is_some() || batch.end_offset.is_some()) && !send(tx, batch, stop) {
                 return;
             }
         }
@@ -980,7 +976,7 @@ fn apply(batch: Batch, engine: &mut Engine, states: &mut [PartitionState], input
         }
     }
     s.read_to = s.read_to.max(batch.end_offset);
-    s.at_end = batch.at_end;
+    s.at_end = batch.end_offset.is_some();
     engine.observe_batch(batch.partition as usize, &batch.events);
 }
 
