@@ -1,7 +1,11 @@
-//! End-to-end tests against a real Kafka-protocol broker (tansu, started by
-//! the harness on a free port; a test fails if it cannot start): generate
-//! frames, `kuniq produce` them to a 4-partition topic, `kuniq count` them
-//! from Kafka, and check every minute's last revision against the oracle.
+//! End-to-end tests against Apache Kafka (one broker for this test binary,
+//! started by `scripts/broker.sh run --kind kafka`; a test fails if it
+//! cannot start): generate frames, `kuniq produce` them to a 4-partition
+//! topic, `kuniq count` them from Kafka, and check every minute's last
+//! revision against the oracle. Each test has its own topics and groups.
+//!
+//! A smaller compatibility set (names starting `tansu_`) runs the same
+//! checks on tansu, a broker of its own per test.
 
 mod common;
 
@@ -11,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::TestBroker;
+use common::apache_kafka::{ApacheKafka, unique};
 use common::broker::Broker;
 use common::kafka::kuniq;
 use common::oracle::count_per_minute;
@@ -29,8 +35,8 @@ fn generate(dir: &TempDir, args: &[&str]) -> PathBuf {
     path
 }
 
-fn produce(broker: &Broker, topic: &str, path: &Path) {
-    kuniq(&["produce", "-b", &broker.addr, "-t", topic, "-i", path.to_str().unwrap(), "--progress", "never"]);
+fn produce(broker: &dyn TestBroker, topic: &str, path: &Path) {
+    kuniq(&["produce", "-b", broker.addr(), "-t", topic, "-i", path.to_str().unwrap(), "--progress", "never"]);
 }
 
 /// Last revision of every minute: start -> (unique_users, frames).
@@ -55,11 +61,11 @@ fn oracle_counts(path: &Path) -> BTreeMap<u64, (usize, u64)> {
     count_per_minute(lines)
 }
 
-fn count_from_kafka(broker: &Broker, topic: &str, group: &str, extra: &[&str]) -> Output {
+fn count_from_kafka(broker: &dyn TestBroker, topic: &str, group: &str, extra: &[&str]) -> Output {
     let mut args = vec![
         "count",
         "-b",
-        &broker.addr,
+        broker.addr(),
         "-t",
         topic,
         "-G",
@@ -78,13 +84,13 @@ fn count_from_kafka(broker: &Broker, topic: &str, group: &str, extra: &[&str]) -
 
 /// Every frame is within the allowed lateness (delays up to 40 s, allowed
 /// 60 s), so the last revision of each minute counts all of its frames.
-fn check_topic_counts(gen_args: &[&str], extra: &[&str]) {
-    let broker = Broker::start();
-    broker.create_topic("frames", 4);
+fn check_topic_counts(broker: &dyn TestBroker, gen_args: &[&str], extra: &[&str]) {
+    let topic = unique("frames");
+    broker.create_topic(&topic, 4);
     let dir = TempDir::new().unwrap();
     let path = generate(&dir, gen_args);
-    produce(&broker, "frames", &path);
-    let out = count_from_kafka(&broker, "frames", "e2e", extra);
+    produce(broker, &topic, &path);
+    let out = count_from_kafka(broker, &topic, &unique("e2e"), extra);
     let expected = oracle_counts(&path);
     assert!(expected.len() >= 2, "the test needs several minutes");
     assert_eq!(last_revisions(&out.stdout), expected);
@@ -92,12 +98,18 @@ fn check_topic_counts(gen_args: &[&str], extra: &[&str]) {
 
 #[test]
 fn ordered_frames_from_four_partitions_match_the_oracle() {
-    check_topic_counts(&["-c", "30000", "-r", "400", "-n", "5000", "-s", "3"], &[]);
+    check_topic_counts(ApacheKafka::shared(), &["-c", "30000", "-r", "400", "-n", "5000", "-s", "3"], &[]);
+}
+
+#[test]
+fn tansu_ordered_frames_from_four_partitions_match_the_oracle() {
+    check_topic_counts(&Broker::start(), &["-c", "30000", "-r", "400", "-n", "5000", "-s", "3"], &[]);
 }
 
 #[test]
 fn out_of_order_frames_from_four_partitions_match_the_oracle() {
     check_topic_counts(
+        ApacheKafka::shared(),
         &["-c", "30000", "-r", "400", "-n", "5000", "-d", "40", "-p", "20", "-s", "4"],
         &["--workers", "2"],
     );
@@ -105,23 +117,24 @@ fn out_of_order_frames_from_four_partitions_match_the_oracle() {
 
 #[test]
 fn output_topic_holds_the_same_records_keyed_by_window() {
-    let broker = Broker::start();
-    broker.create_topic("frames", 4);
-    broker.create_topic("uniques", 1);
+    let broker = ApacheKafka::shared();
+    let (frames, uniques) = (unique("frames"), unique("uniques"));
+    broker.create_topic(&frames, 4);
+    broker.create_topic(&uniques, 1);
     let dir = TempDir::new().unwrap();
     let path = generate(&dir, &["-c", "20000", "-r", "300", "-n", "4000", "-d", "30", "-p", "10", "-s", "5"]);
-    produce(&broker, "frames", &path);
-    let stdout = count_from_kafka(&broker, "frames", "to-stdout", &[]).stdout;
-    count_from_kafka(&broker, "frames", "to-topic", &["-o", "uniques"]);
+    produce(broker, &frames, &path);
+    let stdout = count_from_kafka(broker, &frames, &unique("to-stdout"), &[]).stdout;
+    count_from_kafka(broker, &frames, &unique("to-topic"), &["-o", &uniques]);
 
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &broker.addr)
-        .set("group.id", "reader")
+        .set("group.id", unique("reader"))
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "10")
         .create()
         .unwrap();
-    consumer.subscribe(&["uniques"]).unwrap();
+    consumer.subscribe(&[&uniques]).unwrap();
     let want: Vec<&[u8]> = stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
     let mut got: Vec<(String, Vec<u8>)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -142,16 +155,17 @@ fn output_topic_holds_the_same_records_keyed_by_window() {
 
 #[test]
 fn a_quiet_topic_still_gets_its_last_minute_and_stops_cleanly_on_sigterm() {
-    let broker = Broker::start();
-    broker.create_topic("frames", 4);
+    let broker = ApacheKafka::shared();
+    let topic = unique("frames");
+    broker.create_topic(&topic, 4);
     let dir = TempDir::new().unwrap();
     let path = generate(&dir, &["-c", "3000", "-r", "100", "-n", "500", "-s", "6"]);
-    produce(&broker, "frames", &path);
+    produce(broker, &topic, &path);
     let expected = oracle_counts(&path);
     // No -e: kuniq keeps running; once every partition is idle (1 s), the
     // watermark follows the wall clock and the last minute closes.
     let mut child = Command::new(KUNIQ)
-        .args(["count", "-b", &broker.addr, "-t", "frames", "-G", "quiet", "--offset", "beginning"])
+        .args(["count", "-b", &broker.addr, "-t", &topic, "-G", &unique("quiet"), "--offset", "beginning"])
         .args(["--idle-timeout", "1s", "--lateness", "1", "--allowed-lateness", "2", "--revision-interval", "1"])
         .args(["--progress", "never", "--summary", "json"])
         .stdout(Stdio::piped())
@@ -193,9 +207,17 @@ fn a_quiet_topic_still_gets_its_last_minute_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn a_missing_topic_is_a_clear_error() {
-    let broker = Broker::start();
+    missing_topic_is_a_clear_error(ApacheKafka::shared());
+}
+
+#[test]
+fn tansu_a_missing_topic_is_a_clear_error() {
+    missing_topic_is_a_clear_error(&Broker::start());
+}
+
+fn missing_topic_is_a_clear_error(broker: &dyn TestBroker) {
     let out = Command::new(KUNIQ)
-        .args(["count", "-b", &broker.addr, "-t", "nosuchtopic", "-e", "--progress", "never"])
+        .args(["count", "-b", broker.addr(), "-t", "nosuchtopic", "-e", "--progress", "never"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -206,15 +228,16 @@ fn a_missing_topic_is_a_clear_error() {
 
 #[test]
 fn a_partition_with_no_saved_state_or_commit_needs_an_offset_choice() {
-    let broker = Broker::start();
-    broker.create_topic("frames", 2);
+    let broker = ApacheKafka::shared();
+    let (topic, group) = (unique("frames"), unique("new"));
+    broker.create_topic(&topic, 2);
     let out = Command::new(KUNIQ)
-        .args(["count", "-b", &broker.addr, "-t", "frames", "-G", "new", "-e", "--progress", "never"])
+        .args(["count", "-b", &broker.addr, "-t", &topic, "-G", &group, "-e", "--progress", "never"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("no saved state or committed offset for group 'new'"), "{stderr}");
+    assert!(stderr.contains(&format!("no saved state or committed offset for group '{group}'")), "{stderr}");
     assert!(stderr.contains("--offset beginning"), "{stderr}");
 }
 
@@ -222,16 +245,17 @@ fn a_partition_with_no_saved_state_or_commit_needs_an_offset_choice() {
 /// least 2 s (the pacing pauses at records 1024 and 2048), and all arrive.
 #[test]
 fn produce_rate_paces_a_replay() {
-    let broker = Broker::start();
-    broker.create_topic("frames", 2);
+    let broker = ApacheKafka::shared();
+    let topic = unique("frames");
+    broker.create_topic(&topic, 2);
     let dir = TempDir::new().unwrap();
     let path = generate(&dir, &["-c", "3000", "-r", "100", "-l", "100", "-s", "8"]);
     let started = Instant::now();
     let path_arg = path.to_str().unwrap();
-    kuniq(&["produce", "-b", &broker.addr, "-t", "frames", "-i", path_arg, "--rate", "1000", "--progress", "never"]);
+    kuniq(&["produce", "-b", &broker.addr, "-t", &topic, "-i", path_arg, "--rate", "1000", "--progress", "never"]);
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(2000), "3,000 records at 1,000/s took only {took:?}");
-    let out = kuniq(&["consume", "-b", &broker.addr, "-t", "frames", "-e"]);
+    let out = kuniq(&["consume", "-b", &broker.addr, "-t", &topic, "-e"]);
     assert_eq!(out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count(), 3000);
 }
 
@@ -240,13 +264,14 @@ fn produce_rate_paces_a_replay() {
 #[test]
 fn a_kafka_run_logs_status_lines() {
     use std::io::BufRead;
-    let broker = Broker::start();
-    broker.create_topic("frames", 2);
+    let broker = ApacheKafka::shared();
+    let topic = unique("frames");
+    broker.create_topic(&topic, 2);
     let dir = TempDir::new().unwrap();
     let path = generate(&dir, &["-c", "2000", "-r", "100", "-n", "500", "-s", "7"]);
-    produce(&broker, "frames", &path);
+    produce(broker, &topic, &path);
     let mut child = Command::new(KUNIQ)
-        .args(["count", "-b", &broker.addr, "-t", "frames", "-G", "status", "--offset", "beginning"])
+        .args(["count", "-b", &broker.addr, "-t", &topic, "-G", &unique("status"), "--offset", "beginning"])
         .args(["--status-interval", "300ms", "--summary", "none"])
         .env_remove("KUNIQ_LOG_FORMAT")
         .stdout(Stdio::null())

@@ -7,6 +7,10 @@
 //! wins over a default. Secret values never appear in kuniq's messages
 //! (see [`properties`]).
 
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake};
 use std::time::Duration;
 
 use rdkafka::client::Client;
@@ -158,6 +162,26 @@ pub fn properties_for(properties: &[Property], consumer: bool) -> Vec<Property> 
         .filter(|pair| if consumer { !producer_only(pair.key()) } else { !consumer_only(pair.key()) })
         .cloned()
         .collect()
+}
+
+/// Runs a future to completion on this thread (rdkafka's admin API is
+/// async; kuniq has no runtime). The tests use it for their admin calls too.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
 }
 
 #[cfg(test)]

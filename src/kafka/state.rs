@@ -17,10 +17,6 @@
 //! reads the topic's newest record with its key (reading backwards from
 //! the end, so the topic's length does not matter).
 
-use std::future::Future;
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -32,6 +28,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 
+use super::block_on;
 use crate::window::engine::{Checkpoint, EngineConfig, StreamState};
 use crate::window::{Secs, WindowKind};
 
@@ -230,26 +227,6 @@ pub fn load<C: ConsumerContext>(
     }
     consumer.unassign().map_err(|e| format!("cannot read state topic '{topic}': {e}"))?;
     Ok(None)
-}
-
-/// Runs a future to completion on this thread (the admin API is async;
-/// kuniq has no runtime).
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Arc::new(Unpark(std::thread::current())).into();
-    let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::park();
-    }
 }
 
 #[cfg(test)]

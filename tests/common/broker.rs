@@ -332,7 +332,7 @@ impl Broker {
         self.stop();
         panic!(
             "could not start the tansu broker {} on {} with {}: {err}.\n\
-             Install tansu with `scripts/broker.sh install`, or point TANSU at a working binary.\n\
+             Install tansu with `scripts/broker.sh install --kind tansu`, or point TANSU at a working binary.\n\
              --- the end of its log ---\n{}",
             self.tansu.display(),
             self.addr,
@@ -408,7 +408,7 @@ fn tansu_binary() -> PathBuf {
     on_path.chain(in_cargo_home).find(|candidate| candidate.is_file()).unwrap_or_else(|| {
         panic!(
             "tansu is not installed (not in $TANSU, on PATH or in ~/.cargo/bin); \
-             run `scripts/broker.sh install` (about 7-11 minutes) or set TANSU"
+             run `scripts/broker.sh install --kind tansu` (about 7-11 minutes) or set TANSU"
         )
     })
 }
