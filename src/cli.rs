@@ -303,6 +303,7 @@ impl KafkaArgs {
             return Err("--batch-size must be at least 1".into());
         }
         let properties = self.client.properties()?;
+        crate::kafka::check_count_properties(&properties)?;
         // Checks every property now (usage errors, secrets blanked).
         crate::kafka::client_config(brokers, &[], &properties)?;
         Ok(Some(crate::kafka::source::KafkaPlan {

@@ -309,3 +309,34 @@ fn a_kafka_run_logs_status_lines() {
     let status = seen.iter().filter(|l| l.contains("frames/s over the last")).count();
     assert!(status >= 2, "status lines come at the interval:\n{}", seen.join("\n"));
 }
+
+/// `-X`/`-F` cannot override what kuniq's results depend on: each such
+/// property is a usage error (exit 2) naming the kuniq flag to use, before
+/// any broker is contacted. `-X auto.offset.reset=earliest`, which kcat
+/// users type, used to be ignored silently.
+#[test]
+fn properties_kuniq_sets_itself_are_refused_with_the_flag_to_use() {
+    let dir = TempDir::new().unwrap();
+    let file = dir.path().join("client.properties");
+    std::fs::write(&file, "client.id=mine\nenable.auto.commit=true\n").unwrap();
+    let file = file.to_str().unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (&["-X", "auto.offset.reset=earliest"], "--offset beginning"),
+        (&["-X", "group.id=other"], "-G/--group"),
+        (&["-X", "enable.partition.eof=false"], "-e and --idle-timeout"),
+        (&["-X", "isolation.level=read_uncommitted"], "read_committed"),
+        (&["-X", "bootstrap.servers=elsewhere:9092"], "-b/--brokers"),
+        (&["-F", file], "--commit-interval"),
+    ];
+    for (extra, hint) in cases {
+        let out = Command::new(KUNIQ)
+            .args(["count", "-b", "127.0.0.1:9", "-t", "frames", "-e", "--offset", "beginning"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains("sets the librdkafka property") && stderr.contains(hint), "{extra:?}: {stderr}");
+    }
+}

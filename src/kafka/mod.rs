@@ -164,6 +164,43 @@ pub fn properties_for(properties: &[Property], consumer: bool) -> Vec<Property> 
         .collect()
 }
 
+/// Properties `kuniq count` sets itself because its results depend on them,
+/// each with what to use instead. A `-X` or `-F` that sets one is refused:
+/// overriding it would make kuniq lose or repeat data without a word.
+const RESERVED_FOR_COUNT: &[(&str, &str)] = &[
+    ("bootstrap.servers", "name the brokers with -b/--brokers"),
+    ("metadata.broker.list", "name the brokers with -b/--brokers"),
+    ("group.id", "name the group with -G/--group (it also names the saved state)"),
+    (
+        "auto.offset.reset",
+        "choose where a partition without saved state starts with --offset beginning (earliest) or --offset end \
+         (latest)",
+    ),
+    (
+        "enable.auto.commit",
+        "kuniq commits offsets itself, only after the records they account for are sent (--commit-interval)",
+    ),
+    (
+        "enable.auto.offset.store",
+        "kuniq stores offsets itself, only after the records they account for are sent (--commit-interval)",
+    ),
+    ("enable.partition.eof", "kuniq needs it to know when a partition is read to its end (-e and --idle-timeout)"),
+    ("isolation.level", "kuniq always reads committed records (read_committed), so aborted transactions never count"),
+    ("transactional.id", "use --exactly-once, with --transactional-id to name it"),
+];
+
+/// Refuses properties that `kuniq count` must set itself (see
+/// [`RESERVED_FOR_COUNT`]), naming the flag to use instead.
+pub fn check_count_properties(properties: &[Property]) -> Result<(), String> {
+    for pair in properties {
+        let key = pair.key();
+        if let Some((_, instead)) = RESERVED_FOR_COUNT.iter().find(|(reserved, _)| *reserved == key) {
+            return Err(format!("kuniq count sets the librdkafka property '{key}' itself (-X/-F cannot): {instead}"));
+        }
+    }
+    Ok(())
+}
+
 /// Runs a future to completion on this thread (rdkafka's admin API is
 /// async; kuniq has no runtime). The tests use it for their admin calls too.
 pub fn block_on<F: Future>(future: F) -> F::Output {
@@ -230,5 +267,18 @@ mod tests {
         );
         let text = config_error(&error, &props);
         assert!(!text.contains("hunter2") && text.contains("sasl.password") && text.contains("[redacted]"), "{text}");
+    }
+
+    #[test]
+    fn count_refuses_properties_it_sets_itself_and_names_the_flag() {
+        let err = check_count_properties(&["auto.offset.reset=earliest".into()]).unwrap_err();
+        assert!(err.contains("'auto.offset.reset'") && err.contains("--offset beginning"), "{err}");
+        let err = check_count_properties(&["group.id = g".into()]).unwrap_err();
+        assert!(err.contains("-G/--group"), "{err}");
+        for key in ["enable.partition.eof", "isolation.level", "enable.auto.commit", "transactional.id"] {
+            assert!(check_count_properties(&[format!("{key}=x").into()]).is_err(), "{key}");
+        }
+        let fine: Vec<Property> = vec!["fetch.wait.max.ms=50".into(), "security.protocol=SASL_SSL".into()];
+        assert_eq!(check_count_properties(&fine), Ok(()));
     }
 }
