@@ -445,8 +445,9 @@ impl Engine {
     }
 
     /// Feeds a batch of frames of `stream`, then emits what became complete.
+    /// Whether the stream is idle is the caller's to say ([`Engine::set_idle`]):
+    /// a batch, even an empty one, does not change it.
     pub fn observe_batch(&mut self, stream: usize, events: &[Event]) {
-        self.streams[stream].idle = false;
         for &ev in events {
             self.observe(stream, ev);
         }

@@ -580,3 +580,25 @@ fn a_restart_after_forced_windows_skips_them() {
     let forced_end = minute + 60 * 5;
     assert!(state.final_before.unwrap() + 60 >= forced_end, "forced windows are final in the saved state: {state:?}");
 }
+
+/// Idleness belongs to the caller (`set_idle`): a batch with no frames, such
+/// as a Kafka end of partition read again, must not make an idle stream
+/// active behind the caller's back, where its old watermark would hold the
+/// global one back.
+#[test]
+fn an_empty_batch_leaves_an_idle_stream_idle() {
+    let cfg = config(5, 60, 5, vec![WindowKind::Minute]);
+    let mut engine = Engine::new(cfg, 2);
+    let minute = WindowKind::Minute.start(T0);
+    engine.observe_batch(1, &[Event { ts: minute + 1, hash: 1, offset: 0 }]);
+    engine.set_idle(1, true);
+    engine.observe_batch(1, &[]);
+    // Past stream 0's warm-up, then a frame that takes it past the minute.
+    let events: Vec<Event> =
+        (0..20u64).map(|i| Event { ts: minute + 3 * i as Secs, hash: 10 + i, offset: i }).collect();
+    engine.observe_batch(0, &events);
+    engine.observe_batch(0, &[Event { ts: minute + 120, hash: 99, offset: 20 }]);
+    assert_eq!(engine.watermark(), Some(minute + 115), "stream 0 alone moves the watermark");
+    let out = std::mem::take(engine.emissions());
+    assert_eq!(out.iter().map(|e| (e.start, e.unique_users)).collect::<Vec<_>>(), [(minute, 21)]);
+}
