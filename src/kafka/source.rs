@@ -53,9 +53,9 @@ use crate::metrics::{Metrics, PartitionSnapshot};
 use crate::pipeline::{CountPlan, PipelineError, Progress, emit};
 use crate::sink::Sink;
 use crate::stats::{InputCounters, Summary};
+use crate::window::Secs;
 use crate::window::clock::Event;
 use crate::window::engine::{Engine, StreamState};
-use crate::window::{Secs, WindowKind};
 
 /// Where to start reading partitions that have no committed offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,12 +252,6 @@ pub fn count_kafka(
     let saved = state::load(&consumer, &kafka.state_topic, &checkpoints.key).map_err(fail)?;
     let mut engine = Engine::new(plan.engine.clone(), partitions as usize);
     let starts = start_offsets(&consumer, kafka, partitions, saved.as_ref(), &checkpoints.config, &mut engine)?;
-    let mut sink = Resumed {
-        sink,
-        emitted: saved.iter().flat_map(|s| &s.emitted).map(|&(kind, start, n)| ((kind, start), n)).collect(),
-        skipped: 0,
-    };
-    let sink = &mut sink;
 
     let mut queues: Vec<(i32, Queue)> = Vec::new();
     for p in 0..partitions {
@@ -363,46 +357,7 @@ pub fn count_kafka(
     if result.is_err() {
         output.abort_transaction();
     }
-    if sink.skipped > 0 {
-        tracing::info!(
-            skipped = sink.skipped,
-            "{} records emitted before the restart were not sent again",
-            sink.skipped
-        );
-    }
     result
-}
-
-/// The sink of a resumed run: leaves out the records that windows open at
-/// the checkpoint had already emitted (a resumed window emits them again,
-/// the same, before any new one).
-struct Resumed<'a> {
-    sink: &'a mut dyn Sink,
-    emitted: std::collections::HashMap<(WindowKind, Secs), u32>,
-    skipped: u64,
-}
-
-impl Sink for Resumed<'_> {
-    fn emit(&mut self, record: &crate::window::engine::Emission) -> std::io::Result<()> {
-        if let Some(&n) = self.emitted.get(&(record.kind, record.start))
-            && record.revision < n
-        {
-            self.skipped += 1;
-            if record.revision + 1 == n {
-                self.emitted.remove(&(record.kind, record.start));
-            }
-            return Ok(());
-        }
-        self.sink.emit(record)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.sink.flush()
-    }
-
-    fn set_due(&mut self, due: Instant) {
-        self.sink.set_due(due);
-    }
 }
 
 /// Where each partition starts: its saved state (then the engine resumes
@@ -435,6 +390,20 @@ fn start_offsets(
                 engine.resume_stream(p as usize, stream);
                 starts[p as usize] = Offset::Offset(stream.resume.offset as i64);
             }
+        }
+        // Windows go on from what they sent before the restart: no record
+        // is sent twice, and frames read from now on revise them.
+        engine.resume_windows(&saved.emitted);
+        if let Some(wm) = saved.watermark {
+            engine.resume_watermark(wm);
+        }
+        if saved.emitted.iter().any(|w| w.last.is_none()) {
+            tracing::warn!(
+                group = kafka.group,
+                "the saved state of group '{}' was written by an older kuniq that did not keep each window's last \
+                 record: a window open at the restart sends its count again as a new revision",
+                kafka.group
+            );
         }
     }
     // Partitions without a saved state: the group's committed offset.
@@ -511,7 +480,8 @@ impl Checkpoints {
             partitions: self.partitions,
             config: self.config.clone(),
             streams,
-            emitted: engine.emitted_revisions(),
+            watermark: engine.saved_watermark(),
+            emitted: engine.emitted_windows(),
         };
         let offsets =
             saved.offsets(&self.topic).map_err(|e| PipelineError::Output(std::io::Error::other(e.to_string())))?;

@@ -6,16 +6,22 @@
 //! with a one-line text value:
 //!
 //! ```text
-//! kuniq-state 1 partitions=4 config=lateness:5,allowed:60,interval:5,quarantine:3600,windows:minute,max-open:4096 p0=1200:1350:1468244455:1468244400 p1=...
+//! kuniq-state 2 partitions=4 config=lateness:5,allowed:60,interval:5,quarantine:3600,windows:minute,max-open:4096 wm=1468244400 p0=1200:1350:1468244455:1468244400 p1=... w=minute:1468244340:1:812:1000:1
 //! ```
 //!
-//! `pP=RESUME:READ_TO:MAX_TS:FINAL_BEFORE`, where `-` stands for an unknown
-//! timestamp, and `w=KIND:START:N` for each open window that had emitted N
-//! records (a resumed run does not send those again). The record is written only after every output record it
-//! accounts for was acknowledged, so the latest one is always safe to
-//! resume from: its windows' frames are all at or after RESUME. A restart
-//! reads the topic's newest record with its key (reading backwards from
-//! the end, so the topic's length does not matter).
+//! `pP=RESUME:READ_TO:MAX_TS:FINAL_BEFORE` for each partition, where `-`
+//! stands for an unknown timestamp; `wm=W`, the global watermark (it can be
+//! ahead of every partition's when a quiet topic moved it on with the wall
+//! clock); and `w=KIND:START:N:USERS:FRAMES:STAGES` for each window that is
+//! not final and had emitted N records, the last with USERS and FRAMES,
+//! after STAGES stages ([`EmittedWindow`]): a resumed run reads the
+//! window's frames again but does not send those records again, and its
+//! next record is revision N. Version 1 records (`w=KIND:START:N`, no
+//! `wm`) are still read. The record is written only after every output
+//! record it accounts for was acknowledged, so the latest one is always
+//! safe to resume from: its windows' frames are all at or after RESUME. A
+//! restart reads the topic's newest record with its key (reading backwards
+//! from the end, so the topic's length does not matter).
 
 use std::time::Duration;
 
@@ -29,13 +35,15 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 
 use super::block_on;
-use crate::window::engine::{Checkpoint, EngineConfig, StreamState};
+use crate::window::engine::{Checkpoint, EmittedWindow, EngineConfig, StreamState};
 use crate::window::{Secs, WindowKind};
 
 /// Default state topic.
 pub const DEFAULT_STATE_TOPIC: &str = "kuniq-state";
 
-const MAGIC: &str = "kuniq-state 1";
+const MAGIC: &str = "kuniq-state 2";
+/// The first version: windows without their last record (read, not written).
+const MAGIC_V1: &str = "kuniq-state 1";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One checkpoint of a run.
@@ -47,8 +55,10 @@ pub struct SavedState {
     pub config: String,
     /// Partitions with a state.
     pub streams: Vec<(i32, StreamState)>,
-    /// Records already emitted by open windows: (kind, start, records).
-    pub emitted: Vec<(WindowKind, Secs, u32)>,
+    /// The global watermark when it was written.
+    pub watermark: Option<Secs>,
+    /// What the windows that were not final had emitted.
+    pub emitted: Vec<EmittedWindow>,
 }
 
 /// The window settings that decide records, as saved with a state.
@@ -82,6 +92,9 @@ impl SavedState {
     /// The record value.
     pub fn encode(&self) -> String {
         let mut out = format!("{MAGIC} partitions={} config={}", self.partitions, self.config);
+        if let Some(wm) = self.watermark {
+            out.push_str(&format!(" wm={wm}"));
+        }
         for (p, s) in &self.streams {
             out.push_str(&format!(
                 " p{p}={}:{}:{}:{}",
@@ -91,28 +104,53 @@ impl SavedState {
                 ts_text(s.final_before)
             ));
         }
-        for (kind, start, n) in &self.emitted {
-            out.push_str(&format!(" w={kind}:{start}:{n}"));
+        for w in &self.emitted {
+            let (users, frames) =
+                w.last.map_or(("-".to_string(), "-".to_string()), |(u, f)| (u.to_string(), f.to_string()));
+            out.push_str(&format!(" w={}:{}:{}:{users}:{frames}:{}", w.kind, w.start, w.revisions, w.stages));
         }
         out
     }
 
     /// Parses a record value.
     pub fn decode(text: &str) -> Result<SavedState, String> {
-        let rest = text.strip_prefix(MAGIC).ok_or("not a kuniq state record (version 1)")?;
-        let mut state = SavedState { partitions: 0, config: String::new(), streams: Vec::new(), emitted: Vec::new() };
+        let (rest, v1) = match (text.strip_prefix(MAGIC), text.strip_prefix(MAGIC_V1)) {
+            (Some(rest), _) => (rest, false),
+            (None, Some(rest)) => (rest, true),
+            _ => return Err("not a kuniq state record (version 1 or 2)".into()),
+        };
+        let mut state = SavedState {
+            partitions: 0,
+            config: String::new(),
+            streams: Vec::new(),
+            watermark: None,
+            emitted: Vec::new(),
+        };
         for field in rest.split_whitespace() {
             let (name, value) = field.split_once('=').ok_or_else(|| format!("bad field '{field}'"))?;
             match name {
                 "partitions" => state.partitions = value.parse().map_err(|_| format!("bad partitions '{value}'"))?,
                 "config" => state.config = value.to_string(),
+                "wm" => state.watermark = parse_ts(value)?,
                 "w" => {
                     let bad = || format!("bad window '{field}'");
-                    let mut parts = value.split(':');
-                    let kind = parts.next().and_then(WindowKind::from_name).ok_or_else(bad)?;
-                    let start = parts.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
-                    let n = parts.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
-                    state.emitted.push((kind, start, n));
+                    let parts: Vec<&str> = value.split(':').collect();
+                    let kind = parts.first().and_then(|t| WindowKind::from_name(t)).ok_or_else(bad)?;
+                    let start = parts.get(1).and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+                    let revisions = parts.get(2).and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+                    let (last, stages) = match parts[3..] {
+                        // Version 1: only how many records were sent.
+                        [] if v1 => (None, 0),
+                        [users, frames, stages] => {
+                            let last = match (users, frames) {
+                                ("-", "-") => None,
+                                _ => Some((users.parse().map_err(|_| bad())?, frames.parse().map_err(|_| bad())?)),
+                            };
+                            (last, stages.parse().map_err(|_| bad())?)
+                        }
+                        _ => return Err(bad()),
+                    };
+                    state.emitted.push(EmittedWindow { kind, start, revisions, last, stages });
                 }
                 _ if name.starts_with('p') => {
                     let p: i32 = name[1..].parse().map_err(|_| format!("bad field '{field}'"))?;
@@ -249,11 +287,35 @@ mod tests {
                 ),
                 (3, StreamState { resume: Checkpoint { offset: 0, max_ts: None }, read_to: 16, final_before: None }),
             ],
-            emitted: vec![(WindowKind::Minute, 1_468_244_400, 3), (WindowKind::Hour, 1_468_242_000, 1)],
+            watermark: Some(1_468_244_452),
+            emitted: vec![
+                EmittedWindow {
+                    kind: WindowKind::Minute,
+                    start: 1_468_244_400,
+                    revisions: 3,
+                    last: Some((812, 1000)),
+                    stages: 4,
+                },
+                EmittedWindow { kind: WindowKind::Hour, start: 1_468_242_000, revisions: 1, last: None, stages: 0 },
+            ],
         };
         let text = state.encode();
-        assert!(text.starts_with("kuniq-state 1 partitions=4 config=lateness:5,allowed:60"), "{text}");
+        assert!(text.starts_with("kuniq-state 2 partitions=4 config=lateness:5,allowed:60"), "{text}");
+        assert!(text.contains(" wm=1468244452 ") && text.contains(" w=minute:1468244400:3:812:1000:4"), "{text}");
         assert_eq!(SavedState::decode(&text), Ok(state));
+    }
+
+    #[test]
+    fn a_version_1_state_is_still_read() {
+        let state =
+            SavedState::decode("kuniq-state 1 partitions=1 config=x p0=10:12:1468244455:- w=minute:1468244400:2")
+                .unwrap();
+        assert_eq!(state.watermark, None);
+        assert_eq!(
+            state.emitted,
+            [EmittedWindow { kind: WindowKind::Minute, start: 1_468_244_400, revisions: 2, last: None, stages: 0 }]
+        );
+        assert!(SavedState::decode("kuniq-state 2 w=minute:1468244400:2").unwrap_err().contains("bad window"));
     }
 
     #[test]
@@ -261,7 +323,7 @@ mod tests {
         assert!(SavedState::decode("hello").unwrap_err().contains("not a kuniq state"));
         assert!(SavedState::decode("kuniq-state 1 p0=1:2:3").unwrap_err().contains("bad partition state"));
         assert!(SavedState::decode("kuniq-state 1 p0=x:2:3:4").unwrap_err().contains("bad offset"));
-        assert!(SavedState::decode("kuniq-state 1 w=fortnight:0:1").unwrap_err().contains("bad window"));
+        assert!(SavedState::decode("kuniq-state 2 w=fortnight:0:1:-:-:0").unwrap_err().contains("bad window"));
         assert!(SavedState::decode("kuniq-state 1 p0=1:2:3:4 later=5").is_ok(), "unknown fields are ignored");
     }
 }

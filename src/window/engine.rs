@@ -111,6 +111,26 @@ pub struct StreamState {
     pub read_to: u64,
 }
 
+/// What an open window had emitted when a checkpoint was taken. A run
+/// resumed from that checkpoint goes on from there: the window's frames are
+/// read again, but the records it already sent are not, and its next record
+/// is revision `revisions`, sent only if its count differs from `last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmittedWindow {
+    /// Window kind.
+    pub kind: WindowKind,
+    /// Window start, unix seconds.
+    pub start: Secs,
+    /// Records sent so far (revisions 0 to `revisions - 1`).
+    pub revisions: u32,
+    /// (unique_users, frames) of the last record sent; `None` when unknown
+    /// (a state saved by kuniq 0.1 before this was kept).
+    pub last: Option<(u64, u64)>,
+    /// Stages completed; a resumed window completes them again without a
+    /// record.
+    pub stages: u32,
+}
+
 /// One output record: a window's count at one revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Emission {
@@ -199,6 +219,9 @@ struct Window {
     emitted: Option<(u64, u64)>,
     /// Emissions so far.
     revisions: u32,
+    /// Stages below this complete without a record: a run before a restart
+    /// completed them and sent what they had (see [`EmittedWindow`]).
+    silent_below: u32,
     /// Per stream that sent frames here: the checkpoint before its first.
     firsts: Vec<(u32, Checkpoint)>,
 }
@@ -214,7 +237,18 @@ impl Window {
             next_stage: 0,
             emitted: None,
             revisions: 0,
+            silent_below: 0,
             firsts: Vec::new(),
+        }
+    }
+
+    /// A window that goes on from what it had emitted before a restart.
+    fn resumed(start: Secs, end: Secs, emitted: &EmittedWindow) -> Window {
+        Window {
+            emitted: emitted.last,
+            revisions: emitted.revisions,
+            silent_below: emitted.stages,
+            ..Window::new(start, end)
         }
     }
 }
@@ -226,6 +260,9 @@ struct KindWindows {
     windows: Vec<Window>,
     /// Windows ending at or before this were forced out by the cap: final.
     forced_until: Secs,
+    /// Windows that had emitted before a restart and are not open again
+    /// yet, by start: they reopen with that state.
+    resumed: std::collections::HashMap<Secs, EmittedWindow>,
 }
 
 impl KindWindows {
@@ -244,7 +281,11 @@ impl KindWindows {
         if end <= self.forced_until || self.windows.len() >= cap {
             return None;
         }
-        self.windows.insert(at, Window::new(start, end));
+        let window = match self.resumed.remove(&start) {
+            Some(emitted) => Window::resumed(start, end, &emitted),
+            None => Window::new(start, end),
+        };
+        self.windows.insert(at, window);
         Some(at)
     }
 }
@@ -289,13 +330,26 @@ pub struct Engine {
     /// The first window forced out by the cap, until the caller has taken
     /// it (to warn once); `Some(None)` once taken.
     first_forced: Option<Option<(WindowKind, Secs)>>,
+    /// The global watermark of the run before a restart, when it was ahead
+    /// of every stream (a quiet input, moved on with the wall clock): frames
+    /// that run had not read are at least this late (see
+    /// [`Engine::resume_watermark`]).
+    resumed_watermark: Option<Secs>,
 }
 
 impl Engine {
     /// An engine with `streams` input streams (numbered from 0).
     pub fn new(cfg: EngineConfig, streams: usize) -> Engine {
-        let kinds =
-            cfg.kinds.iter().map(|&kind| KindWindows { kind, windows: Vec::new(), forced_until: Secs::MIN }).collect();
+        let kinds = cfg
+            .kinds
+            .iter()
+            .map(|&kind| KindWindows {
+                kind,
+                windows: Vec::new(),
+                forced_until: Secs::MIN,
+                resumed: Default::default(),
+            })
+            .collect();
         let mut engine = Engine {
             cfg,
             streams: Vec::new(),
@@ -305,6 +359,7 @@ impl Engine {
             emissions: Vec::new(),
             decided: Vec::new(),
             first_forced: None,
+            resumed_watermark: None,
         };
         for _ in 0..streams {
             engine.add_stream();
@@ -338,14 +393,55 @@ impl Engine {
         };
     }
 
-    /// Records emitted so far by each open window that has emitted any:
-    /// (kind, start, records). A run resumed from a checkpoint re-emits
-    /// these first; they can be left out, as they are the same.
-    pub fn emitted_revisions(&self) -> Vec<(WindowKind, Secs, u32)> {
-        self.kinds
-            .iter()
-            .flat_map(|k| k.windows.iter().filter(|w| w.revisions > 0).map(|w| (k.kind, w.start, w.revisions)))
-            .collect()
+    /// What each window that is not final has emitted, for a checkpoint:
+    /// the open windows that sent a record, and the windows resumed from an
+    /// earlier checkpoint that this run has not reopened yet (so a second
+    /// restart still knows what the first run sent).
+    pub fn emitted_windows(&self) -> Vec<EmittedWindow> {
+        let mut out = Vec::new();
+        for k in &self.kinds {
+            out.extend(k.windows.iter().filter(|w| w.revisions > 0).map(|w| EmittedWindow {
+                kind: k.kind,
+                start: w.start,
+                revisions: w.revisions,
+                last: w.emitted,
+                // A resumed window replaying its stages has sent up to
+                // `silent_below` already.
+                stages: w.next_stage.max(w.silent_below),
+            }));
+            out.extend(k.resumed.values().copied());
+        }
+        out.sort_by_key(|e| (e.kind, e.start));
+        out
+    }
+
+    /// Restores what windows had emitted before a restart
+    /// ([`Engine::emitted_windows`] of that run). Each reopens with it when
+    /// its frames are read again: the records it sent are not sent again,
+    /// and frames read after the restart go into its next revision. Call
+    /// before feeding any stream; windows of kinds not counted are ignored.
+    pub fn resume_windows(&mut self, windows: &[EmittedWindow]) {
+        for emitted in windows {
+            if let Some(k) = self.kinds.iter_mut().find(|k| k.kind == emitted.kind) {
+                k.resumed.insert(emitted.start, *emitted);
+            }
+        }
+    }
+
+    /// Restores the global watermark of the run before a restart: a frame
+    /// that run had not read (at or after its stream's `read_to`) is decided
+    /// as if the watermark were at least `wm`, as it would have been had the
+    /// run gone on. This matters when that watermark had moved past every
+    /// stream's own (a quiet input), so frames arriving after the restart
+    /// revise the windows it closed instead of counting as on time.
+    pub fn resume_watermark(&mut self, wm: Secs) {
+        self.resumed_watermark = Some(wm);
+    }
+
+    /// The global watermark to save with a checkpoint: this run's, or the
+    /// one it resumed from when that is ahead.
+    pub fn saved_watermark(&self) -> Option<Secs> {
+        self.watermark.max(self.resumed_watermark)
     }
 
     /// Where `stream` can be read again so that a resumed engine emits the
@@ -491,6 +587,7 @@ impl Engine {
         }
         for k in 0..self.kinds.len() {
             let kind = &mut self.kinds[k];
+            kind.resumed.clear();
             for mut w in std::mem::take(&mut kind.windows) {
                 complete(&self.cfg, kind.kind, &mut w, Secs::MAX, &mut self.emissions, &mut self.stats);
             }
@@ -512,10 +609,15 @@ impl Engine {
     fn count(&mut self, stream: usize, ev: Event, stream_watermark: Secs) {
         // A window the global watermark already finalized stays final even
         // for a stream that was idle and lags behind.
-        let wm = self.watermark.map_or(stream_watermark, |g| g.max(stream_watermark));
+        let s = &self.streams[stream];
+        let mut wm = self.watermark.map_or(stream_watermark, |g| g.max(stream_watermark));
+        if ev.offset >= s.read_to
+            && let Some(resumed) = self.resumed_watermark
+        {
+            wm = wm.max(resumed);
+        }
         let allowed = self.cfg.allowed_lateness_secs as Secs;
         let interval = self.cfg.revision_interval_secs.max(1) as Secs;
-        let s = &self.streams[stream];
         let (final_before, read_to) = (s.final_before, s.read_to);
         let restart = s.restart_point(ev.offset);
         for (k, kind) in self.kinds.iter_mut().enumerate() {
@@ -620,6 +722,12 @@ impl Engine {
             self.stats.state_bytes_peak = self.stats.state_bytes_peak.max(self.state_bytes() as u64);
         }
         for kind in &mut self.kinds {
+            if !kind.resumed.is_empty() {
+                // Final now without being read again (retention deleted its
+                // frames, or they were all too late): nothing more to send.
+                let k = kind.kind;
+                kind.resumed.retain(|&start, _| k.end(start) + allowed > wm);
+            }
             let mut finalized = 0;
             for w in kind.windows.iter_mut() {
                 if w.end > wm {
@@ -695,8 +803,9 @@ fn complete(
         }
         let now = (w.set.len(), w.frames);
         // A window whose first frames were late has nothing to say before
-        // the stage that releases them.
-        if w.emitted != Some(now) && now.1 > 0 {
+        // the stage that releases them; a resumed window sent its records
+        // for the stages below `silent_below` before the restart.
+        if stage >= w.silent_below && w.emitted != Some(now) && now.1 > 0 {
             out.push(Emission {
                 kind,
                 start: w.start,
