@@ -8,6 +8,9 @@
 # checks that every size reads every frame and gives the same per-minute
 # counts, and prints a report meant to be pasted into profiles/.
 set -euo pipefail
+# Measured and documented on tansu: its broker.sh calls use tansu unless
+# BROKER_KIND says otherwise (scripts/bench-kafka.sh is the Apache Kafka one).
+export BROKER_KIND="${BROKER_KIND:-tansu}"
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

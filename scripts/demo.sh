@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job end to end on a fresh machine, on a local broker:
-#   install and start tansu (a Kafka-protocol broker), generate
-#   challenge-style frames, produce them to a 4-partition topic, count
-#   unique users per minute Kafka to Kafka, and show the output topic's
-#   records and the throughput. The broker is stopped at the end.
+#   install and start Apache Kafka (single-node KRaft, jars from Maven
+#   Central; tansu when java or mvn is missing, or BROKER_KIND=tansu),
+#   generate challenge-style frames, produce them to a 4-partition topic,
+#   count unique users per minute Kafka to Kafka, and show the output
+#   topic's records. The broker is stopped (and its data removed) at the end.
 #
 # Usage: scripts/demo.sh [FRAMES]       (default 200000)
 #        scripts/demo.sh --file [FRAMES] (no broker: count a file, default 1000000)
@@ -17,7 +18,7 @@ if [[ "${1:-}" == "--file" ]]; then
     shift
 fi
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
 fi
 default_frames=200000
@@ -49,12 +50,21 @@ fi
 
 port="${KUNIQ_DEMO_PORT:-19392}"
 brokers="127.0.0.1:$port"
-echo "== broker: installing tansu if needed, starting it on $brokers"
-scripts/broker.sh install
-scripts/broker.sh start --port "$port"
-trap 'scripts/broker.sh stop --port "$port" >/dev/null 2>&1 || true' EXIT
-scripts/broker.sh topic frames 4 --port "$port"
-scripts/broker.sh topic uniques 1 --port "$port"
+kind="${BROKER_KIND:-}"
+if [[ -z "$kind" ]]; then
+    if command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then
+        kind=kafka
+    else
+        kind=tansu
+        echo "== java or mvn is missing: running on tansu, a Kafka-protocol broker built with cargo, instead of Apache Kafka"
+    fi
+fi
+echo "== broker: installing $kind if needed, starting it on $brokers"
+scripts/broker.sh install --kind "$kind"
+scripts/broker.sh start --kind "$kind" --port "$port"
+trap 'scripts/broker.sh stop --kind "$kind" --port "$port" >/dev/null 2>&1 || true' EXIT
+scripts/broker.sh topic frames 4 --kind "$kind" --port "$port"
+scripts/broker.sh topic uniques 1 --kind "$kind" --port "$port"
 
 echo "== producing $frames frames to topic 'frames' (4 partitions)"
 "$kuniq" produce -b "$brokers" -t frames -i "$input" --progress never

@@ -12,6 +12,9 @@
 # Usage: scripts/profile-kafka.sh [FILE]   (default bench-data/official.jsonl)
 # Environment: PORT [19494], PERF_FREQ [999].
 set -euo pipefail
+# Measured and documented on tansu: its broker.sh calls use tansu unless
+# BROKER_KIND says otherwise (scripts/bench-kafka.sh is the Apache Kafka one).
+export BROKER_KIND="${BROKER_KIND:-tansu}"
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

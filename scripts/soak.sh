@@ -3,6 +3,9 @@
 # produced; RSS and throughput sampled over time; the output topic checked
 # against an independent oracle at the end. Prints a report for profiles/.
 set -euo pipefail
+# Measured and documented on tansu: its broker.sh calls use tansu unless
+# BROKER_KIND says otherwise (scripts/bench-kafka.sh is the Apache Kafka one).
+export BROKER_KIND="${BROKER_KIND:-tansu}"
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
