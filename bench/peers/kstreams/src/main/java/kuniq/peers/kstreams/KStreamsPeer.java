@@ -64,8 +64,8 @@
  * --sentinel (for checking counts, on a topic of its own): once the input is processed, append
  * one frame per input partition with ts one hour past the highest ts seen, wait until it is
  * processed too, then exit as above. Stream time then passes every real minute, so every minute
- * is emitted; the sentinel's own minute is not. Everything before the sentinels has reached the
- * by-minute topic when they are sent, so they cannot make real frames late.
+ * is emitted; the sentinel's own minute is not. Every real frame has gone through step 3 when
+ * they are sent, so they cannot make a real frame late.
  */
 package kuniq.peers.kstreams;
 
