@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Emission latency of kuniq count, Kafka to Kafka, on a local tansu broker:
+# Emission latency of kuniq count, Kafka to Kafka, on a local Apache Kafka
+# broker (or tansu, BROKER_KIND=tansu or --storage):
 # the time from producing the frame that pushes the watermark past a
 # minute's end to that minute's record being readable on the output topic.
 #
@@ -16,8 +17,10 @@ usage() {
     cat <<'EOF'
 Usage: scripts/bench-latency.sh [--port N] [--storage memory|sqlite] [--strict] [-h|--help] [-- KUNIQ_ARGS...]
 
-Starts a dedicated tansu broker (memory storage by default) on
-127.0.0.1:PORT with scripts/broker.sh and builds kuniq and
+Starts a dedicated broker on 127.0.0.1:PORT with scripts/broker.sh:
+Apache Kafka (single-node KRaft) by default, tansu with memory storage when
+BROKER_KIND=tansu, tansu with the given storage when --storage is given.
+Builds kuniq and
 examples/latency_bench.rs (release, target-cpu=native). Then, RUNS times,
 on fresh topics:
 
@@ -48,11 +51,13 @@ Reported: per run, p50/p90/p99/max of the latency from the closing frame's
 send and from its acknowledgement, the send->ack time, the probe hop; then
 the medians over runs of p50 and p99, percentiles over all runs' minutes
 pooled, and PASS/FAIL against p99 <= 100 ms (on the median of the runs'
-p99). Every client uses fetch.wait.max.ms=10 (tansu holds every fetch for
-the client's full wait, see BRIEF.md); kuniq's producer uses its own
-default, linger.ms=5.
+p99). Every client uses fetch.wait.max.ms=10 (kuniq's default; tansu
+holds every fetch for the client's full wait, see BRIEF.md; Apache Kafka
+answers as soon as there is data); kuniq's producer uses its own default,
+linger.ms=5.
 
-Why few frames: tansu 0.6's memory storage lists every stored batch of a
+Why few frames (the default load was chosen on tansu and is kept on Apache
+Kafka so results compare): tansu 0.6's memory storage lists every stored batch of a
 partition on each fetch (tansu-storage src/dynostore.rs, fetch), and a
 producer with linger.ms=0 writes one batch per frame, so the broker's CPU
 grows with the topic: at 400 frames/s it saturates a core within a minute
@@ -67,8 +72,8 @@ Arguments after `--` go to kuniq count, e.g. `-- -X linger.ms=0` or
 Options:
   --port N      the benchmark broker's port [default: 19292]; it must be
                 free, the broker is started and stopped by this script
-  --storage S   memory (default) or sqlite (a file in target/broker/,
-                removed afterwards)
+  --storage S   tansu's storage, and tansu as the broker: memory or
+                sqlite (a file in target/broker/, removed afterwards)
   --strict      also exit 2 when the target FAILs (for CI; numbers on a
                 shared or small machine are noisy)
   -h, --help    this text
@@ -88,9 +93,12 @@ Environment:
                   each closing frame is readable there (splits the latency
                   into the input hop and the rest; adds fetch load)
   KEEP_CSV        a directory to copy each run's per-minute CSV into
+  BROKER_KIND     kafka (default) or tansu
   TANSU           the tansu binary (see scripts/broker.sh)
 
-Needs: cargo, tansu (scripts/broker.sh install), python3 (the summary).
+Needs: cargo, python3 (the summary), and Apache Kafka (scripts/broker.sh
+install --kind kafka: Java 17, mvn) or tansu (scripts/broker.sh install
+--kind tansu).
 
 Quick smoke run:  RUNS=1 MINUTES=30 scripts/bench-latency.sh
 Heavier input:    FRAMES_PER_SEC=10 scripts/bench-latency.sh --storage sqlite
@@ -98,7 +106,7 @@ EOF
 }
 
 port=19292
-storage=memory
+storage=""
 strict=0
 kuniq_args=()
 while (($#)); do
@@ -116,7 +124,12 @@ done
 if ! [[ "$port" =~ ^[1-9][0-9]{0,4}$ ]] || ((port > 65535)); then
     die "--port needs a number in 1..65535, not '$port'"
 fi
-[[ "$storage" == memory || "$storage" == sqlite ]] || die "--storage must be memory or sqlite, not '$storage'"
+[[ -z "$storage" || "$storage" == memory || "$storage" == sqlite ]] || die "--storage must be memory or sqlite, not '$storage'"
+kind="${BROKER_KIND:-kafka}"
+[[ "$kind" == kafka || "$kind" == tansu ]] || die "BROKER_KIND must be kafka or tansu, not '$kind'"
+# --storage is tansu's; asking for it means tansu.
+[[ -n "$storage" ]] && kind=tansu
+[[ "$kind" == tansu && -z "$storage" ]] && storage=memory
 positive() {
     [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, not '$2'"
     printf '%s\n' "$2"
@@ -164,7 +177,7 @@ cleanup() {
         wait "$kuniq_pid" 2>/dev/null || true
     fi
     if ((broker_started)); then
-        "$broker_sh" stop --port "$port" || true
+        "$broker_sh" stop --kind "$kind" --port "$port" || true
     fi
     if [[ -n "$sqlite_db" ]]; then
         rm -f "$sqlite_db" "$sqlite_db-wal" "$sqlite_db-shm" "$sqlite_db-journal"
@@ -177,9 +190,9 @@ trap 'exit 143' TERM
 
 if [[ "$storage" == sqlite ]]; then
     sqlite_db="$KUNIQ_ROOT/target/broker/latency-$port-$$.db"
-    "$broker_sh" start --port "$port" --storage "sqlite:$sqlite_db"
+    "$broker_sh" start --kind tansu --port "$port" --storage "sqlite:$sqlite_db"
 else
-    "$broker_sh" start --port "$port"
+    "$broker_sh" start --kind "$kind" --port "$port"
 fi
 broker_started=1
 
@@ -209,19 +222,29 @@ cpu_secs() {
     # Fields after the command name, which is in parentheses.
     awk -v t="$clk_tck" '{ printf "%.2f", ($12 + $13) / t }' <<<"${stat##*) }"
 }
-tansu_pid="$(cat "$KUNIQ_ROOT/target/broker/tansu-$port.pid")"
+if [[ "$kind" == kafka ]]; then
+    broker_pid="$(cat "$KUNIQ_ROOT/target/broker/kafka-$port/kafka.pid")"
+    title="Apache Kafka"
+else
+    broker_pid="$(cat "$KUNIQ_ROOT/target/broker/tansu-$port.pid")"
+    title="tansu"
+fi
 
-echo "# kuniq emission latency: Kafka to Kafka on a local tansu"
+echo "# kuniq emission latency: Kafka to Kafka on a local $title"
 echo
 machine_info
-tansu_bin="${TANSU:-$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")}"
-echo "tansu:   $("$tansu_bin" --version), $storage storage, 127.0.0.1:$port, started by this script"
+if [[ "$kind" == kafka ]]; then
+    echo "broker:  Apache Kafka ${KAFKA_VERSION:-4.1.1}, single-node KRaft (scripts/broker.sh --kind kafka, heap ${KAFKA_HEAP:-512m}), 127.0.0.1:$port, started by this script"
+else
+    tansu_bin="${TANSU:-$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")}"
+    echo "broker:  $("$tansu_bin" --version), $storage storage, 127.0.0.1:$port, started by this script"
+fi
 echo "rdkafka: crate $(sed -n '/^name = "rdkafka-sys"$/{n;s/^version = "\(.*\)"$/\1/p}' "$KUNIQ_ROOT/Cargo.lock") bundled librdkafka (kuniq and the benchmark)"
 echo "load:    $(loadavg) (1, 5, 15 min load average before the first run)"
 echo
 echo "command: RUNS=$runs MINUTES=$minutes WARMUP=$warmup EVENT_RATE=$event_rate JITTER_MS=$jitter_ms" \
     "FRAMES_PER_SEC=$frames_per_sec PROBE_MS=$probe_ms READER_FETCH_WAIT_MS=$reader_wait WATCH_INPUT=${WATCH_INPUT:-0}" \
-    "scripts/bench-latency.sh --port $port --storage $storage${kuniq_args[*]:+ -- ${kuniq_args[*]}}"
+    "BROKER_KIND=$kind scripts/bench-latency.sh --port $port${storage:+ --storage $storage}${kuniq_args[*]:+ -- ${kuniq_args[*]}}"
 echo "kuniq:   target/release/kuniq count -b $brokers -t INPUT -G GROUP -o OUTPUT --offset beginning" \
     "--progress never --state-topic STATE --summary json${kuniq_args[*]:+ ${kuniq_args[*]}}"
 echo "bench:   target/release/examples/latency_bench -b $brokers -t INPUT -o OUTPUT --probe-topic PROBE" \
@@ -237,9 +260,9 @@ for ((run = 1; run <= runs; run++)); do
     output="lat-out-$stamp-$run"
     probe="lat-probe-$stamp-$run"
     state="lat-state-$stamp-$run"
-    "$broker_sh" topic "$input" "$partitions" --port "$port"
-    "$broker_sh" topic "$output" 1 --port "$port"
-    "$broker_sh" topic "$probe" 1 --port "$port"
+    "$broker_sh" topic "$input" "$partitions" --kind "$kind" --port "$port"
+    "$broker_sh" topic "$output" 1 --kind "$kind" --port "$port"
+    "$broker_sh" topic "$probe" 1 --kind "$kind" --port "$port"
 
     log "Run $run of $runs: starting kuniq count, then $minutes minutes at $event_rate event s per wall s..."
     "$KUNIQ_BIN" count -b "$brokers" -t "$input" -G "latency-$stamp-$run" -o "$output" --offset beginning \
@@ -247,14 +270,14 @@ for ((run = 1; run <= runs; run++)); do
         >"$work/kuniq-$run.out" 2>"$work/kuniq-$run.err" &
     kuniq_pid=$!
     load_before="$(loadavg)"
-    tansu_cpu_before="$(cpu_secs "$tansu_pid")"
+    broker_cpu_before="$(cpu_secs "$broker_pid")"
     bench_status=0
     "$bench_bin" -b "$brokers" -t "$input" -o "$output" --probe-topic "$probe" --probe-ms "$probe_ms" \
         -m "$minutes" --warmup "$warmup" -E "$event_rate" --jitter-ms "$jitter_ms" -F "$frames_per_sec" \
         --fetch-wait-ms "$reader_wait" ${watch_args[@]+"${watch_args[@]}"} --csv "$work/run-$run.csv" \
         >"$work/bench-$run.out" 2>"$work/bench-$run.err" || bench_status=$?
     load_after="$(loadavg)"
-    tansu_cpu="$(awk -v a="$tansu_cpu_before" -v b="$(cpu_secs "$tansu_pid")" 'BEGIN { printf "%.1f", b - a }')"
+    broker_cpu="$(awk -v a="$broker_cpu_before" -v b="$(cpu_secs "$broker_pid")" 'BEGIN { printf "%.1f", b - a }')"
     kuniq_cpu="$(cpu_secs "$kuniq_pid")"
     if ! kill -0 "$kuniq_pid" 2>/dev/null; then
         log "kuniq exited during the run:"
@@ -268,7 +291,7 @@ for ((run = 1; run <= runs; run++)); do
     echo
     grep -v '^{' "$work/bench-$run.out" || true
     sed 's/^/bench:     /' "$work/bench-$run.err"
-    echo "cpu:       tansu $tansu_cpu s, kuniq $kuniq_cpu s (user + system, during the run)"
+    echo "cpu:       $kind $broker_cpu s, kuniq $kuniq_cpu s (user + system, during the run)"
     echo "kuniq:     exit $kuniq_status; summary $(tail -n 1 "$work/kuniq-$run.err")"
     echo
     if [[ -n "${KEEP_CSV:-}" ]]; then
