@@ -159,8 +159,8 @@ fn spawn(
 ) -> Result<(Child, ChildStdin), String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/broker.sh");
     let messages_path: PathBuf = run_dir.path().join(format!("broker-{port}.txt"));
-    let messages = File::create(&messages_path)
-        .unwrap_or_else(|err| panic!("creating {}: {err}", messages_path.display()));
+    let messages =
+        File::create(&messages_path).unwrap_or_else(|err| panic!("creating {}: {err}", messages_path.display()));
     let mut command = Command::new("bash");
     command.arg(&script).args(["run", "--kind", "kafka", "--port", &port.to_string()]);
     if let (Some(sasl_port), Some(secure)) = (sasl_port, secure) {
