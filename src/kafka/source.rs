@@ -236,7 +236,7 @@ pub fn count_kafka(
             .map_err(|e| fail(format!("cannot create the Kafka consumer: {e}")))?,
     );
     let partitions =
-        super::partition_count(consumer.client(), &kafka.brokers, &kafka.topic, kafka.connect_timeout).map_err(fail)?;
+        super::partition_count(consumer.client(), &config, &kafka.topic, kafka.connect_timeout).map_err(fail)?;
 
     let mut checkpoints = Checkpoints {
         output: Arc::clone(output),
