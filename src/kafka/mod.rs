@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::client::Client;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
@@ -230,6 +231,27 @@ impl ClientContext for ConnectErrors {
 impl ProducerContext for ConnectErrors {
     type DeliveryOpaque = ();
     fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
+
+/// Why a group call of `consumer` timed out, when the broker said why: it
+/// refused the group to this client (no ACL), an error librdkafka queues
+/// for the consumer while the call waits on for a coordinator. For the
+/// way to an error only: it takes up to 500 ms and the consumer's pending
+/// events (there are no messages before an assignment).
+pub fn group_refusal<C: ConsumerContext>(consumer: &BaseConsumer<C>, group: &str) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < deadline {
+        if let Some(Err(e)) = consumer.poll(Duration::from_millis(50))
+            && e.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed)
+        {
+            return Some(format!(
+                "the Kafka brokers do not authorize this client to use group '{group}' \
+                 (GROUP_AUTHORIZATION_FAILED): the client's user (sasl.username) needs the Read ACL on the group \
+                 (-G) for kuniq's committed offsets"
+            ));
+        }
+    }
+    None
 }
 
 /// `text` with the value of every secret property of `config` blanked.

@@ -445,9 +445,10 @@ fn start_offsets(
     if list.count() == 0 {
         return Ok(starts);
     }
-    let committed = consumer
-        .committed_offsets(list, Duration::from_secs(30))
-        .map_err(|e| fail(format!("cannot read the committed offsets of group '{}': {e}", kafka.group)))?;
+    let committed = consumer.committed_offsets(list, Duration::from_secs(30)).map_err(|e| {
+        let refused = super::group_refusal(consumer, &kafka.group);
+        fail(refused.unwrap_or_else(|| format!("cannot read the committed offsets of group '{}': {e}", kafka.group)))
+    })?;
     for e in committed.elements() {
         match e.offset() {
             Offset::Offset(o) => starts[e.partition() as usize] = Offset::Offset(o),
