@@ -31,6 +31,9 @@ const PASSWORD: &str = "kuniq-Pa55-SECRET";
 /// A user with no ACLs (not a super user).
 const NOBODY: &str = "nobody";
 const NOBODY_PASSWORD: &str = "nobody-Pa55-SECRET";
+/// A user with the ACLs a test grants it (not a super user).
+const READER: &str = "reader";
+const READER_PASSWORD: &str = "reader-Pa55-SECRET";
 /// What the wrong-password case sends.
 const WRONG_PASSWORD: &str = "wrong-Pa55-SECRET";
 
@@ -45,7 +48,11 @@ impl Secure {
         static SECURE: OnceLock<Secure> = OnceLock::new();
         SECURE.get_or_init(|| {
             let tls = tls::make();
-            let users = [format!("{USER}:{PASSWORD}"), format!("{NOBODY}:{NOBODY_PASSWORD}")];
+            let users = [
+                format!("{USER}:{PASSWORD}"),
+                format!("{NOBODY}:{NOBODY_PASSWORD}"),
+                format!("{READER}:{READER_PASSWORD}"),
+            ];
             let users: Vec<&str> = users.iter().map(String::as_str).collect();
             let broker = ApacheKafka::start(Some(&SecureListener {
                 tls_dir: tls.dir.path(),
@@ -59,6 +66,37 @@ impl Secure {
     fn sasl_ssl_addr(&self) -> &str {
         self.broker.sasl_ssl_addr.as_deref().expect("the broker has a SASL_SSL listener")
     }
+}
+
+/// Grants `user` the ACL `args` (AclCommand's resource and `--operation`
+/// options) through the plain listener, as the super user ANONYMOUS, with
+/// Kafka's own tool from the jars scripts/broker.sh installed.
+fn grant(broker: &ApacheKafka, user: &str, args: &[&str]) {
+    let cache = std::env::var_os("KUNIQ_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache"))
+            .join("kuniq")
+    });
+    let home = cache.join(format!("kafka-{}", std::env::var("KAFKA_VERSION").unwrap_or_else(|_| "4.1.1".into())));
+    let java =
+        std::env::var_os("JAVA_HOME").map_or_else(|| PathBuf::from("java"), |h| PathBuf::from(h).join("bin/java"));
+    let principal = format!("User:{user}");
+    let output = Command::new(&java)
+        .arg(format!("-Dlog4j2.configurationFile={}", home.join("log4j2-tools.properties").display()))
+        .arg("-cp")
+        .arg(home.join("libs/*"))
+        .args(["org.apache.kafka.tools.AclCommand", "--bootstrap-server", &broker.addr, "--add"])
+        .args(["--allow-principal", &principal])
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| panic!("running {} (Kafka's AclCommand): {err}", java.display()));
+    assert!(
+        output.status.success(),
+        "granting {user} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// A `-F` file in `dir`: SASL_SSL with SCRAM-SHA-512 as `user`, trusting `ca`.
@@ -121,7 +159,7 @@ fn run(args: &[&str], limit: Duration) -> (Output, Duration) {
 fn assert_no_secret(args: &[&str], output: &Output) {
     for (name, text) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
         let text = String::from_utf8_lossy(text);
-        for secret in [PASSWORD, NOBODY_PASSWORD, WRONG_PASSWORD, "Pa55"] {
+        for secret in [PASSWORD, NOBODY_PASSWORD, READER_PASSWORD, WRONG_PASSWORD, "Pa55"] {
             assert!(!text.contains(secret), "kuniq {args:?} printed a password on {name}:\n{text}");
         }
     }
@@ -314,4 +352,59 @@ fn a_user_without_acls_is_told_so_not_that_the_topic_is_missing() {
     // answer: the broker does not tell users without rights what exists.
     let missing = unique("missing");
     assert_fails(&["consume", "-b", addr, "-t", &missing, "-e", "-F", file], within, &expected);
+}
+
+#[test]
+fn a_user_without_the_group_acl_is_told_so_after_the_wait() {
+    let secure = Secure::get();
+    let dir = TempDir::new().unwrap();
+    let file = properties(dir.path(), READER, READER_PASSWORD, &secure.tls.ca);
+    let file = path_str(&file);
+    let (topic, state, group) = (unique("frames"), unique("state"), unique("group"));
+    secure.broker.create_topic(&topic, 2);
+    let input = generate(&dir, "frames.jsonl", &["-c", "500", "-r", "20", "-n", "100", "-s", "3"]);
+    let addr = secure.sasl_ssl_addr();
+    let produce = ["produce", "-b", &secure.broker.addr, "-t", &topic, "-i", path_str(&input), "--progress", "never"];
+    let (output, _) = run(&produce, Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(0), "produce: {}", String::from_utf8_lossy(&output.stderr));
+    // Every right a count to stdout needs, but the group's.
+    grant(&secure.broker, READER, &["--operation", "Describe", "--operation", "Read", "--topic", &topic]);
+    let state_rights =
+        ["--operation", "Describe", "--operation", "Read", "--operation", "Write", "--operation", "Create"];
+    grant(&secure.broker, READER, &[&state_rights[..], &["--topic", &state]].concat());
+    let args = [
+        "count",
+        "-b",
+        addr,
+        "-t",
+        &topic,
+        "-G",
+        &group,
+        "--state-topic",
+        &state,
+        "--offset",
+        "beginning",
+        "-e",
+        "--progress",
+        "never",
+        "--summary",
+        "none",
+        "-F",
+        file,
+    ];
+    // The coordinator refuses the group; librdkafka's call for the committed
+    // offsets waits out its 30 s anyway, then kuniq says why.
+    let stderr = assert_fails(
+        &args,
+        Duration::from_secs(45),
+        &["do not authorize", &format!("group '{group}'"), "GROUP_AUTHORIZATION_FAILED", "Read ACL"],
+    );
+    assert!(!stderr.contains("Timed out"), "the refusal, not the timeout, is the message:\n{stderr}");
+    // With Read on the group the same run succeeds: the group was all it lacked.
+    grant(&secure.broker, READER, &["--operation", "Read", "--group", &group]);
+    let (output, elapsed) = run(&args, Duration::from_secs(60));
+    assert_no_secret(&args, &output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "count with the group's ACL ({elapsed:?}): {stderr}");
+    assert!(!output.stdout.is_empty(), "records on stdout");
 }
