@@ -502,9 +502,11 @@ kafka_launch() {
     elif [[ -n "$tls_dir" || ${#users[@]} -gt 0 || ${#supers[@]} -gt 0 ]]; then
         die "--tls-dir, --scram-user and --super-user need --sasl-ssl-port"
     fi
-    local user
+    # In a variable: written inline, bash reads the bracket expression's
+    # escapes literally and the pattern matches no NAME:PASSWORD at all.
+    local user user_pattern='^[A-Za-z0-9_.-]+:[^],"]+$'
     for user in "${users[@]}"; do
-        [[ "$user" =~ ^[A-Za-z0-9_.-]+:[^,\]\"]+$ ]] \
+        [[ "$user" =~ $user_pattern ]] \
             || die "--scram-user wants NAME:PASSWORD (name of letters, digits, '_', '.', '-'; no ',', ']' or '\"' in the password)"
     done
     find_java

@@ -25,12 +25,8 @@ pub fn consume(
     let mut config = config.clone();
     config.set("group.id", "kuniq-consume").set("enable.partition.eof", "true").set("enable.auto.commit", "false");
     let consumer: BaseConsumer = config.create().map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
-    let partitions = super::partition_count(
-        consumer.client(),
-        config.get("bootstrap.servers").unwrap_or_default(),
-        topic,
-        super::DEFAULT_CONNECT_TIMEOUT,
-    )? as usize;
+    let partitions =
+        super::partition_count(consumer.client(), &config, topic, super::DEFAULT_CONNECT_TIMEOUT)? as usize;
     let mut list = TopicPartitionList::new();
     for p in 0..partitions as i32 {
         list.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| e.to_string())?;

@@ -9,12 +9,17 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::client::Client;
-use rdkafka::error::KafkaError;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::metadata::Metadata;
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext};
 
 pub mod consume;
@@ -85,17 +90,21 @@ fn config_error(error: &KafkaError, properties: &[Property]) -> String {
 /// request before kuniq gives up with an error.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Partitions of `topic`, from the metadata of the brokers at `brokers`
-/// (the `-b` list, for messages); an error naming the topic when it does not
-/// exist, and one naming the brokers when none answers within `timeout`.
-/// After the first 2 s without an answer kuniq says that it is waiting.
+/// Partitions of `topic`, from the metadata of the brokers `config` names
+/// (its `bootstrap.servers`, for messages); an error naming the topic when
+/// it does not exist or the user may not see it, and one naming the brokers
+/// when none answers within `timeout`. After the first 2 s without an answer
+/// kuniq says that it is waiting, and watches a second client connect with
+/// `config`: a refused SASL login or a failed TLS handshake ends the wait at
+/// once with that reason, instead of passing for brokers that do not run.
 pub fn partition_count<C: ClientContext>(
     client: &Client<C>,
-    brokers: &str,
+    config: &ClientConfig,
     topic: &str,
     timeout: Duration,
 ) -> Result<i32, String> {
-    let started = std::time::Instant::now();
+    let brokers = config.get("bootstrap.servers").unwrap_or_default();
+    let started = Instant::now();
     let first = timeout.min(Duration::from_secs(2));
     let metadata = match client.fetch_metadata(Some(topic), first) {
         Ok(metadata) => Ok(metadata),
@@ -105,7 +114,7 @@ pub fn partition_count<C: ClientContext>(
                 "no answer yet from the Kafka brokers at {brokers}; waiting up to {} s (--connect-timeout)",
                 timeout.as_secs_f64().round()
             );
-            client.fetch_metadata(Some(topic), timeout.saturating_sub(started.elapsed()))
+            watch_connect(client, config, topic, started + timeout)?
         }
         Err(e) => Err(e),
     }
@@ -118,8 +127,138 @@ pub fn partition_count<C: ClientContext>(
     })?;
     match metadata.topics().iter().find(|t| t.name() == topic) {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
+        Some(t) if t.error().map(RDKafkaErrorCode::from) == Some(RDKafkaErrorCode::TopicAuthorizationFailed) => {
+            Err(format!(
+                "the Kafka brokers at {brokers} do not authorize this client to describe topic '{topic}' \
+                 (TOPIC_AUTHORIZATION_FAILED; the broker does not say whether it exists): the client's user \
+                 (sasl.username) needs ACLs for it (Describe and Read to count or consume, Describe and Write to \
+                 produce)"
+            ))
+        }
         _ => Err(format!("topic '{topic}' does not exist (create it first, e.g. scripts/broker.sh topic {topic} 4)")),
     }
+}
+
+/// Fetches `topic`'s metadata with `client` in short slices until
+/// `deadline`, while a probe client made from `config` connects and reports
+/// librdkafka's errors. Err(message) when the probe's brokers refuse its
+/// credentials or its TLS handshake (retrying cannot help there), and at
+/// the deadline when they kept closing its connections at the first
+/// request, as a TLS listener does to a plaintext client.
+fn watch_connect<C: ClientContext>(
+    client: &Client<C>,
+    config: &ClientConfig,
+    topic: &str,
+    deadline: Instant,
+) -> Result<KafkaResult<Metadata>, String> {
+    let brokers = config.get("bootstrap.servers").unwrap_or_default();
+    // A producer needs no group; consumer-only properties in `config` only
+    // make librdkafka log (which kuniq does not print).
+    let mut probe_config = config.clone();
+    // Info: the level of librdkafka's line about a closed connection.
+    probe_config.set_log_level(RDKafkaLogLevel::Info);
+    let probe: Option<BaseProducer<ConnectErrors>> = probe_config.create_with_context(ConnectErrors::default()).ok();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = client.fetch_metadata(Some(topic), left.min(Duration::from_millis(300)));
+        if result.is_ok() {
+            return Ok(result);
+        }
+        if left.is_zero() {
+            let closed = probe.as_ref().map_or(0, |p| p.context().closed_at_first_request.load(Ordering::Relaxed));
+            if closed >= 2 {
+                return Err(format!(
+                    "the Kafka brokers at {brokers} accept connections but close them at the first request \
+                     ({closed} times): is it a TLS port? A TLS listener needs security.protocol=SSL or SASL_SSL \
+                     (and ssl.ca.location); a plaintext client cannot talk to it"
+                ));
+            }
+            return Ok(result);
+        }
+        let Some(probe) = &probe else { continue };
+        // Serves every event that comes within the slice (one poll with no
+        // wait serves one event, and log lines queue up before errors).
+        probe.poll(deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(200)));
+        let Some((code, reason)) = probe.context().first() else { continue };
+        // librdkafka's reasons name the mechanism, user and certificate
+        // problem, never a secret; blanked anyway, in case one ever does.
+        let reason = redact_config(&reason, config);
+        return Err(match code {
+            RDKafkaErrorCode::Authentication => format!(
+                "the Kafka brokers at {brokers} refused the SASL login ({reason}): check sasl.username, \
+                 sasl.password and sasl.mechanism"
+            ),
+            _ => format!(
+                "TLS with the Kafka brokers at {brokers} failed ({reason}): check ssl.ca.location (the CA that \
+                 signed the brokers' certificates) and that security.protocol matches the port"
+            ),
+        });
+    }
+}
+
+/// What librdkafka reported to a probe client: the first error that
+/// retrying cannot cure (a refused SASL login, a failed TLS handshake), and
+/// how often a broker closed the connection at the first request.
+#[derive(Default)]
+struct ConnectErrors {
+    first: Mutex<Option<(RDKafkaErrorCode, String)>>,
+    closed_at_first_request: AtomicU32,
+}
+
+impl ConnectErrors {
+    fn first(&self) -> Option<(RDKafkaErrorCode, String)> {
+        self.first.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl ClientContext for ConnectErrors {
+    fn log(&self, _level: RDKafkaLogLevel, _fac: &str, line: &str) {
+        // A TLS listener closes a plaintext client's connection at its
+        // first request; librdkafka logs that, and reports no error.
+        if line.contains("Disconnected") && line.contains("in state APIVERSION_QUERY") {
+            self.closed_at_first_request.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let Some(code) = error.rdkafka_error_code() else { return };
+        if matches!(code, RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL) {
+            self.first.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(|| (code, reason.to_string()));
+        }
+    }
+}
+
+impl ProducerContext for ConnectErrors {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
+
+/// Why a group call of `consumer` timed out, when the broker said why: it
+/// refused the group to this client (no ACL), an error librdkafka queues
+/// for the consumer while the call waits on for a coordinator. For the
+/// way to an error only: it takes up to 500 ms and the consumer's pending
+/// events (there are no messages before an assignment).
+pub fn group_refusal<C: ConsumerContext>(consumer: &BaseConsumer<C>, group: &str) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < deadline {
+        if let Some(Err(e)) = consumer.poll(Duration::from_millis(50))
+            && e.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed)
+        {
+            return Some(format!(
+                "the Kafka brokers do not authorize this client to use group '{group}' \
+                 (GROUP_AUTHORIZATION_FAILED): the client's user (sasl.username) needs the Read ACL on the group \
+                 (-G) for kuniq's committed offsets"
+            ));
+        }
+    }
+    None
+}
+
+/// `text` with the value of every secret property of `config` blanked.
+fn redact_config(text: &str, config: &ClientConfig) -> String {
+    let properties: Vec<Property> =
+        config.config_map().into_iter().map(|(key, value)| Property::from(format!("{key}={value}"))).collect();
+    properties::redact(text, &properties)
 }
 
 /// True for properties meant for consumers only; the producer of a

@@ -43,12 +43,7 @@ pub fn produce(
     let producer: BaseProducer<DeliveryWatch> = config
         .create_with_context(DeliveryWatch::default())
         .map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
-    let partitions = super::partition_count(
-        producer.client(),
-        config.get("bootstrap.servers").unwrap_or_default(),
-        topic,
-        super::DEFAULT_CONNECT_TIMEOUT,
-    )?;
+    let partitions = super::partition_count(producer.client(), config, topic, super::DEFAULT_CONNECT_TIMEOUT)?;
     let mut sent = 0u64;
     let mut bytes = 0u64;
     let mut next_progress = Instant::now() + Duration::from_millis(500);

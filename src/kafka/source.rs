@@ -236,7 +236,7 @@ pub fn count_kafka(
             .map_err(|e| fail(format!("cannot create the Kafka consumer: {e}")))?,
     );
     let partitions =
-        super::partition_count(consumer.client(), &kafka.brokers, &kafka.topic, kafka.connect_timeout).map_err(fail)?;
+        super::partition_count(consumer.client(), &config, &kafka.topic, kafka.connect_timeout).map_err(fail)?;
 
     let mut checkpoints = Checkpoints {
         output: Arc::clone(output),
@@ -414,9 +414,10 @@ fn start_offsets(
     if list.count() == 0 {
         return Ok(starts);
     }
-    let committed = consumer
-        .committed_offsets(list, Duration::from_secs(30))
-        .map_err(|e| fail(format!("cannot read the committed offsets of group '{}': {e}", kafka.group)))?;
+    let committed = consumer.committed_offsets(list, Duration::from_secs(30)).map_err(|e| {
+        let refused = super::group_refusal(consumer, &kafka.group);
+        fail(refused.unwrap_or_else(|| format!("cannot read the committed offsets of group '{}': {e}", kafka.group)))
+    })?;
     for e in committed.elements() {
         match e.offset() {
             Offset::Offset(o) => starts[e.partition() as usize] = Offset::Offset(o),

@@ -8,6 +8,7 @@ pub mod frames;
 pub mod hostile;
 pub mod kafka;
 pub mod oracle;
+pub mod tls;
 
 /// What the Kafka tests need of a broker, whichever kind runs it: Apache
 /// Kafka ([`apache_kafka::ApacheKafka`]) or tansu ([`broker::Broker`]).
