@@ -78,10 +78,23 @@ impl Setup {
             .collect()
     }
 
-    fn spawn(&self, interval: &str) -> Child {
+    fn spawn(&self, interval: &str) -> Killed {
         let mut args = self.count_args();
         args.extend(["--commit-interval", interval]);
-        Command::new(KUNIQ).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+        let child =
+            Command::new(KUNIQ).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+        Killed(child.unwrap())
+    }
+}
+
+/// A running kuniq, killed (SIGKILL) when dropped, so a failing test leaves
+/// no process behind.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -115,19 +128,18 @@ fn assert_each_once(records: &[(String, String)]) {
 }
 
 /// Polls `done` every 100 ms until it holds; panics after [`DEADLINE`].
-fn wait_for(what: &str, child: &mut Child, mut done: impl FnMut() -> bool) {
+fn wait_for(what: &str, child: &mut Killed, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + DEADLINE;
     while !done() {
-        assert!(child.try_wait().unwrap().is_none(), "kuniq exited while waiting for {what}");
+        assert!(child.0.try_wait().unwrap().is_none(), "kuniq exited while waiting for {what}");
         assert!(Instant::now() < deadline, "no {what} within {} s", DEADLINE.as_secs());
         thread::sleep(Duration::from_millis(100));
     }
 }
 
-fn kill(mut child: Child) {
-    assert!(child.try_wait().unwrap().is_none(), "kuniq stopped before the kill");
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+fn kill(mut child: Killed) {
+    assert!(child.0.try_wait().unwrap().is_none(), "kuniq stopped before the kill");
+    drop(child); // SIGKILL
 }
 
 #[test]
