@@ -12,33 +12,37 @@ usage() {
     cat <<'EOF'
 Usage: scripts/chaos-crash.sh [-h|--help]
 
-Runs the ignored test `chaos_long` of tests/chaos.rs (release build) twice:
+Runs the ignored test `chaos_long` of tests/chaos.rs (release build) once
+per mode, on an Apache Kafka broker the test starts (scripts/broker.sh run
+--kind kafka):
 
-  at-least-once  on a tansu broker (memory storage) started by the test:
-                 FRAMES out-of-order frames (kuniq gen -d 40 -p 20) are
-                 produced live to a 4-partition topic while kuniq count
+  at-least-once  FRAMES out-of-order 2 KB frames (kuniq gen -d 40 -p 20)
+                 are produced live to a 4-partition topic while kuniq count
                  (Kafka to Kafka, --commit-interval 200ms) is killed with
-                 SIGKILL KILLS times, 0.5 to 3 s after each start (seeded),
-                 and restarted with the same group; then a last run with -e.
-  exactly-once   the same with --exactly-once, on rdkafka's MockCluster
-                 (tansu 0.6 has no transactions); the mock takes a few
-                 hundred records a second, so it gets EO_FRAMES frames.
+                 SIGKILL KILLS times, 1 to 4 s after each start (seeded),
+                 and restarted with the same group; each kill lands while
+                 frames are still being produced. Then a last run with -e.
+  exactly-once   the same with --exactly-once (Kafka transactions).
 
 Checked after each: every minute of the input has a record on the output
 topic, each minute's last revision equals the oracle's count (serde_json +
 HashSet), and every record that repeats a (window, revision) is byte-identical
 to the first. In exactly-once mode the output is read with
-isolation.level=read_committed; the mock does not hide aborted records, so
-repeats there are expected and checked the same way.
+isolation.level=read_committed and no (window, revision) may show twice;
+the report also counts the aborted records in the log.
 
 Environment:
   FRAMES     frames, at-least-once run [default: 200000]
-  EO_FRAMES  frames, exactly-once run [default: 20000]
+  EO_FRAMES  frames, exactly-once run [default: FRAMES]
   KILLS      kills per run [default: 10]
   SEED       seed of the input and the kill moments [default: 1]
-  MODES      which runs [default: "at-least-once exactly-once"]
+  MODES      which runs [default: "at-least-once exactly-once"; with
+             BROKER=tansu, "at-least-once"]
+  BROKER     kafka (Apache Kafka) or tansu (memory storage, at-least-once
+             only: tansu 0.6 has no transactions) [default: kafka]
 
-Needs cargo and tansu (scripts/broker.sh install).
+Needs cargo, and java 17+ and mvn for Apache Kafka (scripts/broker.sh
+install --kind kafka) or tansu (scripts/broker.sh install --kind tansu).
 EOF
 }
 
@@ -49,15 +53,19 @@ case "${1:-}" in
 esac
 
 frames="${FRAMES:-200000}"
-eo_frames="${EO_FRAMES:-20000}"
+eo_frames="${EO_FRAMES:-$frames}"
 kills="${KILLS:-10}"
 seed="${SEED:-1}"
-modes="${MODES:-at-least-once exactly-once}"
+broker="${BROKER:-kafka}"
+[[ "$broker" == kafka || "$broker" == tansu ]] || die "BROKER must be kafka or tansu, not '$broker'"
+default_modes="at-least-once exactly-once"
+[[ "$broker" == kafka ]] || default_modes="at-least-once"
+modes="${MODES:-$default_modes}"
 for v in "$frames" "$eo_frames" "$kills" "$seed"; do
     [[ "$v" =~ ^[0-9]+$ ]] || die "FRAMES, EO_FRAMES, KILLS and SEED must be numbers, not '$v'"
 done
 
-"$KUNIQ_ROOT/scripts/broker.sh" install
+"$KUNIQ_ROOT/scripts/broker.sh" install --kind "$broker"
 log "Building the chaos test (release)..."
 (cd "$KUNIQ_ROOT" && cargo test --release --test chaos --no-run --quiet) || die "building tests/chaos.rs failed"
 
@@ -65,23 +73,26 @@ echo "# kuniq crash test: kill -9 while Kafka to Kafka"
 echo
 machine_info
 echo
-echo "command: FRAMES=$frames EO_FRAMES=$eo_frames KILLS=$kills SEED=$seed scripts/chaos-crash.sh"
+echo "command: FRAMES=$frames EO_FRAMES=$eo_frames KILLS=$kills SEED=$seed BROKER=$broker scripts/chaos-crash.sh"
 echo
 
 status=0
 for mode in $modes; do
     case "$mode" in
         at-least-once) n="$frames" ;;
-        exactly-once) n="$eo_frames" ;;
+        exactly-once)
+            n="$eo_frames"
+            [[ "$broker" == kafka ]] || die "MODES: exactly-once needs BROKER=kafka (tansu 0.6 has no transactions)"
+            ;;
         *) die "MODES: unknown mode '$mode'" ;;
     esac
     echo "## $mode"
     echo
     started="$(now_ns)"
-    if out="$(cd "$KUNIQ_ROOT" && KUNIQ_CHAOS_MODE="$mode" KUNIQ_CHAOS_FRAMES="$n" KUNIQ_CHAOS_KILLS="$kills" \
+    if out="$(cd "$KUNIQ_ROOT" && KUNIQ_CHAOS_MODE="$mode" KUNIQ_CHAOS_BROKER="$broker" KUNIQ_CHAOS_FRAMES="$n" KUNIQ_CHAOS_KILLS="$kills" \
         KUNIQ_CHAOS_SEED="$seed" cargo test --release --quiet --test chaos -- --ignored --exact chaos_long \
         --nocapture 2>&1)"; then
-        grep -E '^(chaos:|kill +[0-9]+:|last run:|outcome:)' <<<"$out"
+        grep -E '^(chaos:|kill +[0-9]+:|last run:|outcome:|log:)' <<<"$out"
         echo "result: PASS ($(secs_between "$started" "$(now_ns)") s)"
     else
         printf '%s\n' "$out" | tail -n 40

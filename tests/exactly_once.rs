@@ -1,21 +1,27 @@
-//! `--exactly-once` against rdkafka's in-process MockCluster (tansu cannot
-//! commit transactions). The mock is slow (a few hundred messages a
-//! second), so volumes are small: a few minutes of small frames.
+//! `--exactly-once` against Apache Kafka (the test binary's shared broker,
+//! `common::apache_kafka`; each test has its own topics and group, so its
+//! own transactional id): a `read_committed` reader sees every (window,
+//! revision) once, the records of a run killed mid-transaction stay in the
+//! log but are hidden from it, and the last revisions are the oracle's.
+//! The long kill -9 version, with frames still arriving, is in tests/chaos.rs.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
+use common::apache_kafka::{ApacheKafka, unique};
 use common::kafka::{kuniq, topic_records};
 use common::oracle::count_per_minute;
 use rdkafka::ClientConfig;
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const KUNIQ: &str = env!("CARGO_BIN_EXE_kuniq");
 const T0: u64 = 1_468_244_384;
+/// Longest wait for a run to reach the state a test expects.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Small frames, 4 per second of event time over about 4 minutes, a tenth
 /// of them 1 to 30 s late, round-robin over 2 partitions.
@@ -28,19 +34,72 @@ fn frames() -> Vec<String> {
         .collect()
 }
 
-fn load(cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>, frames: &[String]) {
-    let producer: BaseProducer =
-        ClientConfig::new().set("bootstrap.servers", cluster.bootstrap_servers()).create().unwrap();
-    for (i, frame) in frames.iter().enumerate() {
-        producer.send(BaseRecord::<(), _>::to("frames").payload(frame).partition(i as i32 % 2)).unwrap();
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
+/// One test's topics and group on the shared broker.
+struct Setup {
+    brokers: String,
+    frames: String,
+    uniques: String,
+    group: String,
 }
 
-/// Committed records of the output topic: (key, value) in order.
-fn committed_records(brokers: &str) -> Vec<(String, String)> {
-    topic_records(brokers, "uniques", true)
+impl Setup {
+    fn new() -> Setup {
+        let broker = ApacheKafka::shared();
+        let setup = Setup {
+            brokers: broker.addr.clone(),
+            frames: unique("frames"),
+            uniques: unique("uniques"),
+            group: unique("eos"),
+        };
+        broker.create_topic(&setup.frames, 2);
+        broker.create_topic(&setup.uniques, 1);
+        setup
+    }
+
+    fn load(&self, frames: &[String]) {
+        let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &self.brokers).create().unwrap();
+        for (i, frame) in frames.iter().enumerate() {
+            producer.send(BaseRecord::<(), _>::to(&self.frames).payload(frame).partition(i as i32 % 2)).unwrap();
+            producer.poll(Duration::ZERO);
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    }
+
+    /// Records of the output topic, (key, value) in order: the committed
+    /// ones (read_committed), or every one in the log (read_uncommitted).
+    fn records(&self, committed: bool) -> Vec<(String, String)> {
+        topic_records(&self.brokers, &self.uniques, committed)
+    }
+
+    fn count_args(&self) -> Vec<&str> {
+        vec!["count", "-b", &self.brokers, "-t", &self.frames, "-G", &self.group, "-o", &self.uniques]
+            .into_iter()
+            .chain(["--offset", "beginning", "--exactly-once", "--idle-timeout", "1h", "--progress", "never"])
+            .collect()
+    }
+
+    fn spawn(&self, interval: &str) -> Killed {
+        let mut args = self.count_args();
+        args.extend(["--commit-interval", interval]);
+        let child =
+            Command::new(KUNIQ).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+        Killed(child.unwrap())
+    }
+}
+
+/// A running kuniq, killed (SIGKILL) when dropped, so a failing test leaves
+/// no process behind.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn revision(value: &str) -> u64 {
+    serde_json::from_str::<serde_json::Value>(value).unwrap()["revision"].as_u64().unwrap()
 }
 
 fn last_revisions(records: &[(String, String)]) -> BTreeMap<u64, (usize, u64)> {
@@ -57,86 +116,82 @@ fn last_revisions(records: &[(String, String)]) -> BTreeMap<u64, (usize, u64)> {
     last.into_iter().map(|(m, (_, u, f))| (m, (u, f))).collect()
 }
 
-fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
-    let cluster = MockCluster::new(1).expect("an rdkafka mock cluster");
-    cluster.create_topic("frames", 2, 1).unwrap();
-    cluster.create_topic("uniques", 1, 1).unwrap();
-    cluster.create_topic("kuniq-state", 1, 1).unwrap();
-    cluster
+/// Panics if a (window, revision) appears twice.
+fn assert_each_once(records: &[(String, String)]) {
+    let mut seen = BTreeMap::new();
+    for (key, value) in records {
+        let revision = revision(value);
+        if let Some(first) = seen.insert((key.clone(), revision), value.clone()) {
+            panic!("{key} revision {revision} committed twice:\n  {first}\n  {value}");
+        }
+    }
 }
 
-fn count_args(brokers: &str) -> Vec<&str> {
-    vec!["count", "-b", brokers, "-t", "frames", "-G", "eos", "-o", "uniques", "--offset", "beginning"]
-        .into_iter()
-        .chain(["--exactly-once", "--idle-timeout", "1h", "--progress", "never"])
-        .collect()
+/// Polls `done` every 100 ms until it holds; panics after [`DEADLINE`].
+fn wait_for(what: &str, child: &mut Killed, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(child.0.try_wait().unwrap().is_none(), "kuniq exited while waiting for {what}");
+        assert!(Instant::now() < deadline, "no {what} within {} s", DEADLINE.as_secs());
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn kill(mut child: Killed) {
+    assert!(child.0.try_wait().unwrap().is_none(), "kuniq stopped before the kill");
+    drop(child); // SIGKILL
 }
 
 #[test]
 fn exactly_once_records_match_the_oracle_once_each() {
-    let cluster = cluster();
-    let brokers = cluster.bootstrap_servers();
+    let setup = Setup::new();
     let frames = frames();
-    load(&cluster, &frames);
-    kuniq(&[&count_args(&brokers)[..], &["-e", "--commit-interval", "200ms"]].concat());
-    let records = committed_records(&brokers);
+    setup.load(&frames);
+    kuniq(&[&setup.count_args()[..], &["-e", "--commit-interval", "200ms"]].concat());
+    let records = setup.records(true);
     let expected = count_per_minute(frames.iter().map(|f| f.as_bytes()));
     assert!(expected.len() >= 3);
     assert_eq!(last_revisions(&records), expected);
-    let mut keys: Vec<(String, u64)> = records
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::from_str::<serde_json::Value>(v).unwrap()["revision"].as_u64().unwrap()))
-        .collect();
-    let n = keys.len();
-    keys.dedup();
-    assert_eq!(keys.len(), n, "a (window, revision) committed twice");
-}
-
-/// Starts kuniq with `interval` between commits and kills it (-9) after
-/// `after`.
-fn run_and_kill(brokers: &str, interval: &str, after: Duration) {
-    let mut args = count_args(brokers);
-    args.extend(["--commit-interval", interval]);
-    let mut child = Command::new(KUNIQ)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(after);
-    assert!(child.try_wait().unwrap().is_none(), "kuniq stopped before the kill");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    assert_each_once(&records);
+    // Committed transactions only: nothing in the log is hidden.
+    assert_eq!(setup.records(false), records);
 }
 
 /// Two killed runs, then a run to the end. The first never commits (its
-/// transaction is open when it dies); the second commits every 200 ms and
-/// dies with the last minutes open; the third resumes from the second's
-/// last committed state. The mock cluster does not hide aborted records
-/// from read_committed readers (it reports no aborted transactions and a
-/// last stable offset at the end of the log), so the first run's records
-/// stay visible here, where Kafka would hide them; after them, the log
-/// holds every (window, revision) exactly once, and the last revisions are
-/// the oracle's.
+/// interval is an hour): its records reach the log but a read_committed
+/// reader sees none of them, neither while its transaction hangs open nor
+/// after the next run's `init_transactions` aborts it. The second commits
+/// every 200 ms and is killed once a commit shows, with the last minutes
+/// still open (the idle timeout is an hour); the third resumes from the
+/// second's last committed state and runs to the end. The committed log
+/// holds every (window, revision) exactly once, with the oracle's last
+/// revisions, and the aborted records are still in the log, hidden.
 #[test]
 fn killed_exactly_once_runs_commit_each_record_once() {
-    let cluster = cluster();
-    let brokers = cluster.bootstrap_servers();
+    let setup = Setup::new();
     let frames = frames();
-    load(&cluster, &frames);
-    run_and_kill(&brokers, "1h", Duration::from_millis(1500));
-    let aborted = committed_records(&brokers).len();
-    assert!(aborted > 0, "the first run emitted nothing before the kill");
-    run_and_kill(&brokers, "200ms", Duration::from_millis(1500));
-    kuniq(&[&count_args(&brokers)[..], &["-e"]].concat());
+    setup.load(&frames);
 
-    let records = committed_records(&brokers).split_off(aborted);
+    let mut first = setup.spawn("1h");
+    wait_for("record from the first run", &mut first, || !setup.records(false).is_empty());
+    kill(first);
+    let aborted = setup.records(false).len();
+    assert!(setup.records(true).is_empty(), "a read_committed reader sees the killed run's open transaction");
+
+    let mut second = setup.spawn("200ms");
+    wait_for("commit from the second run", &mut second, || !setup.records(true).is_empty());
+    kill(second);
+    kuniq(&[&setup.count_args()[..], &["-e"]].concat());
+
+    let records = setup.records(true);
     let expected = count_per_minute(frames.iter().map(|f| f.as_bytes()));
     assert_eq!(last_revisions(&records), expected);
-    let mut seen = BTreeMap::new();
-    for (key, value) in &records {
-        let revision = serde_json::from_str::<serde_json::Value>(value).unwrap()["revision"].as_u64().unwrap();
-        assert!(seen.insert((key.clone(), revision), value.clone()).is_none(), "{key} revision {revision} twice");
-    }
+    assert_each_once(&records);
+    let all = setup.records(false);
+    assert!(
+        all.len() >= records.len() + aborted,
+        "the log holds {} records: fewer than the {} committed plus the first run's {aborted} aborted ones",
+        all.len(),
+        records.len()
+    );
 }

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::broker::Broker;
+use common::apache_kafka::{ApacheKafka, unique};
 use common::cli::{KUNIQ, generate, path_str};
 use tempfile::TempDir;
 
@@ -150,19 +150,21 @@ fn max_ts(path: &Path) -> i64 {
 /// Kafka in, Kafka out, without `-e`: the run stays up. Once every frame
 /// is in, the scrape shows them all, the two bad ones by reason, the
 /// records emitted so far (each with its latency, acknowledged), both
-/// partitions' watermarks and no lag; SIGTERM's summary agrees.
+/// partitions' watermarks and no lag; SIGTERM's summary agrees. On Apache
+/// Kafka (the binary's shared broker, topics and group of its own).
 #[test]
 fn kafka_run_is_scraped_while_it_runs_and_agrees_with_its_summary() {
-    let broker = Broker::start();
-    broker.create_topic("frames", 2);
-    broker.create_topic("uniques", 1);
+    let broker = ApacheKafka::shared();
+    let (topic, uniques, group) = (unique("frames"), unique("uniques"), unique("metrics"));
+    broker.create_topic(&topic, 2);
+    broker.create_topic(&uniques, 1);
     let dir = TempDir::new().unwrap();
     let path = generate(&dir, "frames.jsonl", &["-c", "6000", "-r", "40", "-n", "500", "-s", "11"]);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes.extend_from_slice(b"{\"uid\": broken\n{\"uid\":\"no-ts\"}\n");
     std::fs::write(&path, &bytes).unwrap();
     let produced = Command::new(KUNIQ)
-        .args(["produce", "-b", &broker.addr, "-t", "frames", "-i", path_str(&path), "--progress", "never"])
+        .args(["produce", "-b", &broker.addr, "-t", &topic, "-i", path_str(&path), "--progress", "never"])
         .output()
         .unwrap();
     assert!(produced.status.success(), "{}", String::from_utf8_lossy(&produced.stderr));
@@ -176,13 +178,13 @@ fn kafka_run_is_scraped_while_it_runs_and_agrees_with_its_summary() {
             "-b",
             &broker.addr,
             "-t",
-            "frames",
+            &topic,
             "-G",
-            "metrics",
+            &group,
             "--offset",
             "beginning",
             "-o",
-            "uniques",
+            &uniques,
             "--idle-timeout",
             "10m",
             "--commit-interval",

@@ -1,13 +1,13 @@
 //! `kuniq plot` through the real binary: PNG files decoded and checked for
 //! size and for the colours of what they must show, usage and input errors
-//! with their exit codes, and the same picture from an output topic as from
-//! the records on stdout.
+//! with their exit codes, and the same picture from an output topic (on
+//! Apache Kafka, `common::apache_kafka`) as from the records on stdout.
 
 mod common;
 
 use std::path::Path;
 
-use common::broker::Broker;
+use common::apache_kafka::{ApacheKafka, unique};
 use common::cli::run;
 use tempfile::TempDir;
 
@@ -200,20 +200,21 @@ fn input_and_output_errors_are_clear() {
 
 #[test]
 fn an_output_topic_gives_the_same_picture_as_the_records_on_stdout() {
-    let broker = Broker::start();
-    broker.create_topic("frames", 2);
-    broker.create_topic("uniques", 1);
+    let broker = ApacheKafka::shared();
+    let (topic, uniques) = (unique("frames"), unique("uniques"));
+    broker.create_topic(&topic, 2);
+    broker.create_topic(&uniques, 1);
     let dir = TempDir::new().unwrap();
     let frames = dir.path().join("frames.jsonl");
     let frames = frames.to_str().unwrap();
     kuniq_ok(&["gen", "-o", frames, "-c", "6000", "-r", "100", "-n", "2000", "-d", "30", "-p", "10", "-s", "9"], None);
-    kuniq_ok(&["produce", "-b", &broker.addr, "-t", "frames", "-i", frames, "--progress", "never"], None);
-    let count = ["count", "-b", &broker.addr, "-t", "frames", "--offset", "beginning", "-e", "--summary", "none"];
-    let stdout = kuniq_ok(&[&count[..], &["-G", "to-stdout"]].concat(), None);
-    kuniq_ok(&[&count[..], &["-G", "to-topic", "-o", "uniques"]].concat(), None);
+    kuniq_ok(&["produce", "-b", &broker.addr, "-t", &topic, "-i", frames, "--progress", "never"], None);
+    let count = ["count", "-b", &broker.addr, "-t", &topic, "--offset", "beginning", "-e", "--summary", "none"];
+    let stdout = kuniq_ok(&[&count[..], &["-G", &unique("to-stdout")]].concat(), None);
+    kuniq_ok(&[&count[..], &["-G", &unique("to-topic"), "-o", &uniques]].concat(), None);
 
     let from_file = kuniq_ok(&["plot", "-i", "-", "-o", "-"], Some(&stdout));
-    let from_topic = kuniq_ok(&["plot", "-b", &broker.addr, "-t", "uniques", "-X", "client.id=plot", "-o", "-"], None);
+    let from_topic = kuniq_ok(&["plot", "-b", &broker.addr, "-t", &uniques, "-X", "client.id=plot", "-o", "-"], None);
     assert!(Picture::decode(&from_topic).count(LINE) > 1000);
     assert!(from_file == from_topic, "the topic's picture differs from the records' picture");
 

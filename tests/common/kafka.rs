@@ -15,13 +15,13 @@ pub fn kuniq(args: &[&str]) -> Output {
     out
 }
 
-/// Every record of `topic` as (key, value), read to its end; only committed
-/// records when `committed` (isolation.level=read_committed).
+/// Every record of `topic` as (key, value), read to its end: only committed
+/// records when `committed` (isolation.level=read_committed), else every
+/// record in the log, those of open and aborted transactions too
+/// (read_uncommitted; librdkafka's default is read_committed).
 pub fn topic_records(brokers: &str, topic: &str, committed: bool) -> Vec<(String, String)> {
-    let mut args = vec!["consume", "-b", brokers, "-t", topic, "-e", "-K"];
-    if committed {
-        args.extend(["-X", "isolation.level=read_committed"]);
-    }
+    let isolation = if committed { "isolation.level=read_committed" } else { "isolation.level=read_uncommitted" };
+    let args = ["consume", "-b", brokers, "-t", topic, "-e", "-K", "-X", isolation];
     String::from_utf8(kuniq(&args).stdout)
         .unwrap()
         .lines()
