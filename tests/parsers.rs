@@ -1,5 +1,5 @@
 //! Every compiled parser against the independent oracle: random valid
-//! frames, mutated frames, generator frames, the shared samples, deep
+//! frames, mutated frames, generator frames, deep
 //! nesting and the shared table of hostile cases (tests/common/hostile.rs).
 
 mod common;
@@ -118,20 +118,6 @@ fn generator_frames_match_the_oracle_and_the_generator() {
     for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         check(&mut parsers, line).unwrap();
         assert!(oracle(line).is_ok(), "generated frames are all usable");
-    }
-}
-
-#[test]
-fn shared_sample_frames_match_the_oracle() {
-    let mut parsers = parsers();
-    for name in ["s-ordered", "s-delayed"] {
-        let path = format!("{}/../shared/data/{name}.jsonl.gz", env!("CARGO_MANIFEST_DIR"));
-        let mut text = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()), &mut text)
-            .unwrap();
-        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            check(&mut parsers, line).unwrap();
-        }
     }
 }
 
