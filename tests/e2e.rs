@@ -28,7 +28,6 @@ use std::process::{Command, Stdio};
 use common::cli::{Counted, KUNIQ, REASONS, count, count_env, generate, parse_record, path_str, run};
 use common::oracle::{count_per_minute, oracle};
 use kuniq::window::clock::{JUMP_CONFIRM_FRAMES, WARMUP_FRAMES};
-use serde_json::Value;
 use tempfile::TempDir;
 
 /// First event time of the generator (2016-07-11 13:39:44 UTC).
