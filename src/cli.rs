@@ -214,7 +214,9 @@ pub struct CountArgs {
     #[arg(long, value_name = "NAME", default_value_t = ParserKind::default_kind().name().to_string())]
     pub parser: String,
 
-    /// Parsing threads [default: number of cores].
+    /// Parsing threads [default: number of cores; reading Kafka, one less
+    /// (at least 1), leaving a core to librdkafka's fetch threads and the
+    /// merge].
     #[arg(long, value_name = "N", env = "KUNIQ_WORKERS")]
     pub workers: Option<usize>,
 
@@ -321,6 +323,17 @@ impl KafkaArgs {
             exactly_once: self.exactly_once,
         }))
     }
+}
+
+/// Parsing workers of a Kafka run when `--workers` is not given: one less
+/// than the cores, at least one. librdkafka's fetch threads decompress and
+/// copy every record (about a third of kuniq's CPU on Kafka) and need a core
+/// of their own; on 2 cores, 1 worker read the official topic from Apache
+/// Kafka in 1.75 s against 2.15 s with 2 (medians of 6 alternating runs,
+/// profiles/2026-12-07-apache-kafka.md).
+pub fn default_kafka_workers() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    cores.saturating_sub(1).max(1)
 }
 
 /// Validates `--status-interval`.

@@ -120,6 +120,9 @@ fn count(args: &CountArgs) -> Result<()> {
             return Err(UsageError("give --input or -b/--brokers, not both".into()).into());
         }
     } else if let Some(kafka) = args.kafka.plan().map_err(UsageError)? {
+        if args.workers.is_none() {
+            plan.workers = kuniq::cli::default_kafka_workers();
+        }
         return count_kafka(args, &plan, &kafka);
     }
     let input = args.input.as_deref().unwrap_or("-");
