@@ -464,9 +464,12 @@ impl Engine {
         // Windows the cap forced out are final too, for a kind that forced
         // any; with several kinds only as far as every kind forced (the
         // state holds one bound for all kinds), so a restart may emit again
-        // a window of one kind that the cap forced out early.
+        // a window of one kind that the cap forced out early. A window is
+        // final for the resumed run when `end + allowed <= final_before`, so
+        // the bound for windows ending at or before `forced_until` is
+        // `forced_until + allowed`.
         let allowed = self.cfg.allowed_lateness_secs as Secs;
-        let forced = self.kinds.iter().map(|k| k.forced_until).min().filter(|&f| f != Secs::MIN).map(|f| f - allowed);
+        let forced = self.kinds.iter().map(|k| k.forced_until).min().filter(|&f| f != Secs::MIN).map(|f| f + allowed);
         let final_before = self.watermark.max((s.final_before != Secs::MIN).then_some(s.final_before)).max(forced);
         Some(StreamState { resume, final_before, read_to: position.max(s.read_to) })
     }

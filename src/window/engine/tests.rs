@@ -612,7 +612,21 @@ fn a_restart_after_forced_windows_skips_them() {
     assert_eq!(engine.stats().windows_forced, 5);
     let state = engine.stream_state(1, later.len() as u64).unwrap();
     let forced_end = minute + 60 * 5;
-    assert!(state.final_before.unwrap() + 60 >= forced_end, "forced windows are final in the saved state: {state:?}");
+    // A window is final for a resumed run when end + allowed <= final_before.
+    assert!(forced_end + 60 <= state.final_before.unwrap(), "forced windows are final in the saved state: {state:?}");
+
+    // Resumed: a late frame for the last forced window, read after the
+    // restart, must not reopen it (it would emit a record the first run
+    // never had, or another value for a revision it had).
+    let mut resumed = Engine::new(cfg, 2);
+    resumed.resume_stream(1, state);
+    let from = state.resume.offset as usize;
+    resumed.observe_batch(1, &later[from..]);
+    let late = Event { ts: forced_end - 30, hash: 999, offset: later.len() as u64 };
+    resumed.observe_batch(1, &[late]);
+    resumed.flush();
+    let reopened: Vec<_> = resumed.emissions().iter().filter(|e| e.end <= forced_end).copied().collect();
+    assert!(reopened.is_empty(), "a forced window came back after the restart: {reopened:?}");
 }
 
 /// Idleness belongs to the caller (`set_idle`): a batch with no frames, such
