@@ -117,6 +117,32 @@ start_timeout() {
     printf '%s\n' "$secs"
 }
 
+# port_option COMMAND ARGS...: the --port value (default 9092) of a command
+# whose only option is --port, checked.
+port_option() {
+    local command="$1" port=$default_port
+    shift
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            --port) [[ $# -ge 2 ]] || die "--port needs a value"; port="$2"; shift 2 ;;
+            *) die "$command: unknown argument '$1' (see --help)" ;;
+        esac
+    done
+    check_port "$port"
+    printf '%s\n' "$port"
+}
+
+# live_pid FILE COMM: the pid in FILE when that process is still alive and
+# still COMM (not a recycled pid).
+live_pid() {
+    local pid
+    [[ -f "$1" ]] || return 1
+    pid="$(cat "$1")"
+    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null \
+        && [[ "$(cat "/proc/$pid/comm" 2>/dev/null || echo "$2")" == "$2" ]] || return 1
+    printf '%s\n' "$pid"
+}
+
 ################################################################ tansu
 
 # find_tansu: prints the tansu binary's path, or nothing when there is none.
@@ -150,17 +176,9 @@ tansu_cli() {
 pid_file() { printf '%s/tansu-%s.pid\n' "$run_dir" "$1"; }
 log_file() { printf '%s/tansu-%s.log\n' "$run_dir" "$1"; }
 
-# running_pid PORT: prints the pid of the broker this script started on PORT
-# when it is still alive (and still tansu, not a recycled pid).
-running_pid() {
-    local file pid
-    file="$(pid_file "$1")"
-    [[ -f "$file" ]] || return 1
-    pid="$(cat "$file")"
-    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null \
-        && [[ "$(cat "/proc/$pid/comm" 2>/dev/null || echo tansu)" == tansu ]] || return 1
-    printf '%s\n' "$pid"
-}
+# running_pid PORT: the pid of the tansu this script started on PORT, while
+# it runs.
+running_pid() { live_pid "$(pid_file "$1")" tansu; }
 
 # log_tail PORT: the end of the broker's log, indented, for error messages.
 log_tail() { tail -n 20 "$(log_file "$1")" 2>/dev/null | sed 's/^/    /' >&2 || true; }
@@ -283,15 +301,9 @@ tansu_start() {
 
 tansu_topic() {
     [[ $# -ge 2 ]] || die "usage: scripts/broker.sh topic NAME PARTITIONS [--port N]"
-    local name="$1" partitions="$2" port=$default_port
+    local name="$1" partitions="$2" port
     shift 2
-    while [[ $# -gt 0 ]]; do
-        case "$1" in
-            --port) [[ $# -ge 2 ]] || die "--port needs a value"; port="$2"; shift 2 ;;
-            *) die "topic: unknown argument '$1' (see --help)" ;;
-        esac
-    done
-    check_port "$port"
+    port="$(port_option topic "$@")"
     [[ "$partitions" =~ ^[1-9][0-9]*$ ]] || die "PARTITIONS must be a positive integer, not '$partitions'"
     need_tansu
     port_open "$port" || die "no broker answers on port $port; start one with: scripts/broker.sh start --port $port"
@@ -307,14 +319,8 @@ tansu_topic() {
 }
 
 tansu_stop() {
-    local port=$default_port
-    while [[ $# -gt 0 ]]; do
-        case "$1" in
-            --port) [[ $# -ge 2 ]] || die "--port needs a value"; port="$2"; shift 2 ;;
-            *) die "stop: unknown argument '$1' (see --help)" ;;
-        esac
-    done
-    check_port "$port"
+    local port
+    port="$(port_option stop "$@")"
     local pid
     if ! pid="$(running_pid "$port")"; then
         rm -f "$(pid_file "$port")"
@@ -457,17 +463,9 @@ PROPS
 
 kafka_dir() { printf '%s/kafka-%s\n' "$run_dir" "$1"; }
 
-# kafka_running_pid PORT: the pid of the broker this script started on PORT,
-# when it is still alive (and still java, not a recycled pid).
-kafka_running_pid() {
-    local file pid
-    file="$(kafka_dir "$1")/kafka.pid"
-    [[ -f "$file" ]] || return 1
-    pid="$(cat "$file")"
-    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null \
-        && [[ "$(cat "/proc/$pid/comm" 2>/dev/null || echo java)" == java ]] || return 1
-    printf '%s\n' "$pid"
-}
+# kafka_running_pid PORT: the pid of the Apache Kafka this script started on
+# PORT, while it runs.
+kafka_running_pid() { live_pid "$(kafka_dir "$1")/kafka.pid" java; }
 
 kafka_log_tail() { tail -n 30 "$(kafka_dir "$1")/kafka.log" 2>/dev/null | sed 's/^/    /' >&2 || true; }
 
@@ -674,14 +672,8 @@ kafka_run() {
 }
 
 kafka_stop() {
-    local port=$default_port
-    while [[ $# -gt 0 ]]; do
-        case "$1" in
-            --port) [[ $# -ge 2 ]] || die "--port needs a value"; port="$2"; shift 2 ;;
-            *) die "stop: unknown argument '$1' (see --help)" ;;
-        esac
-    done
-    check_port "$port"
+    local port
+    port="$(port_option stop "$@")"
     local pid
     if ! pid="$(kafka_running_pid "$port")"; then
         kafka_remove_data "$port"
@@ -695,15 +687,9 @@ kafka_stop() {
 
 kafka_topic() {
     [[ $# -ge 2 ]] || die "usage: scripts/broker.sh topic NAME PARTITIONS [--kind kafka] [--port N]"
-    local name="$1" partitions="$2" port=$default_port
+    local name="$1" partitions="$2" port
     shift 2
-    while [[ $# -gt 0 ]]; do
-        case "$1" in
-            --port) [[ $# -ge 2 ]] || die "--port needs a value"; port="$2"; shift 2 ;;
-            *) die "topic: unknown argument '$1' (see --help)" ;;
-        esac
-    done
-    check_port "$port"
+    port="$(port_option topic "$@")"
     [[ "$partitions" =~ ^[1-9][0-9]*$ ]] || die "PARTITIONS must be a positive integer, not '$partitions'"
     find_java
     need_kafka
