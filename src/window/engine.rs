@@ -281,7 +281,9 @@ impl KindWindows {
         if end <= self.forced_until || self.windows.len() >= cap {
             return None;
         }
-        let window = match self.resumed.remove(&start) {
+        // Empty except after a restart: no hashing for new windows then.
+        let resumed = if self.resumed.is_empty() { None } else { self.resumed.remove(&start) };
+        let window = match resumed {
             Some(emitted) => Window::resumed(start, end, &emitted),
             None => Window::new(start, end),
         };
@@ -614,8 +616,8 @@ impl Engine {
         // for a stream that was idle and lags behind.
         let s = &self.streams[stream];
         let mut wm = self.watermark.map_or(stream_watermark, |g| g.max(stream_watermark));
-        if ev.offset >= s.read_to
-            && let Some(resumed) = self.resumed_watermark
+        if let Some(resumed) = self.resumed_watermark
+            && ev.offset >= s.read_to
         {
             wm = wm.max(resumed);
         }
