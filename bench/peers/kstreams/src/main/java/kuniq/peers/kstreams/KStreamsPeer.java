@@ -36,8 +36,8 @@
  * Threads: one by default, as Kafka Streams has it. Stream time is kept per task, and the
  * repartition topics merge tasks that read different input partitions, so a task that runs ahead
  * makes the others' frames late. With two threads, the second thread's consumer joins after the
- * first has started, tasks move in a second rebalance while the others keep running, and about 3 %
- * of a 30,000-frame test input was dropped as too late even with 65 s of grace; with one thread,
+ * first has started, tasks move in a second rebalance while the others keep running, and frames of
+ * a 30,000-frame test input were dropped as too late even with 65 s of grace; with one thread,
  * none. One thread still keeps more than a core busy (client I/O threads, RocksDB, GC).
  *
  * Why not the one-step "aggregate a Set of uids per window": Kafka Streams stores an aggregate
