@@ -4,13 +4,13 @@
 //! create, a broker that cannot be reached. Each case runs the real binary
 //! and searches its stdout and stderr for the secret.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::cli::run_bounded as run;
 use tempfile::TempDir;
-
-const KUNIQ: &str = env!("CARGO_BIN_EXE_kuniq");
 
 /// The secret every case hides; also searched for in parts, in case a
 /// message cuts or quotes it.
@@ -18,29 +18,6 @@ const SECRET: &str = "hunter2-SECRET";
 
 /// Nothing listens on port 1.
 const UNREACHABLE: &str = "127.0.0.1:1";
-
-/// Runs kuniq with `args`, killing it after `limit`.
-fn run(args: &[&str], limit: Duration) -> (Output, Duration) {
-    let started = Instant::now();
-    let mut child = Command::new(KUNIQ)
-        .args(args)
-        .env_remove("KUNIQ_CONFIG_FILE")
-        .env_remove("KUNIQ_BROKERS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting kuniq");
-    while child.try_wait().expect("waiting for kuniq").is_none() {
-        if started.elapsed() > limit {
-            child.kill().expect("killing kuniq");
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("reading kuniq's output");
-    (output, started.elapsed())
-}
 
 /// Fails unless kuniq failed with `code`, said `expected` on stderr, and
 /// printed the secret nowhere.

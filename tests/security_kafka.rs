@@ -15,12 +15,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::apache_kafka::{ApacheKafka, SecureListener, unique};
-use common::cli::{KUNIQ, generate, path_str};
+use common::cli::{generate, path_str, run_bounded as run};
 use common::oracle::count_per_minute;
 use common::tls::{self, Tls};
 use tempfile::TempDir;
@@ -112,47 +112,6 @@ fn properties(dir: &Path, user: &str, password: &str, ca: &Path) -> PathBuf {
     )
     .unwrap();
     path
-}
-
-/// Runs kuniq with `args`, killing it after `limit`; its output and how long
-/// it ran.
-fn run(args: &[&str], limit: Duration) -> (Output, Duration) {
-    let started = Instant::now();
-    let mut child = Command::new(KUNIQ)
-        .args(args)
-        .env_remove("KUNIQ_CONFIG_FILE")
-        .env_remove("KUNIQ_BROKERS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting kuniq");
-    // stdout and stderr are read on threads so a chatty run cannot block on
-    // a full pipe while this thread waits for it.
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut stdout, &mut buf).unwrap();
-        buf
-    });
-    let err = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut stderr, &mut buf).unwrap();
-        buf
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for kuniq") {
-            break status;
-        }
-        if started.elapsed() > limit {
-            child.kill().expect("killing kuniq");
-            break child.wait().expect("waiting for kuniq");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let elapsed = started.elapsed();
-    (Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }, elapsed)
 }
 
 /// Fails if any password (or a telling part of one) shows in `output`.

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde::de::{Deserializer as _, MapAccess, Visitor};
 use serde_json::Value;
@@ -239,4 +240,45 @@ pub fn check_revisions(records: &[Record]) {
         }
         seen.insert(r.start, *r);
     }
+}
+
+/// Runs kuniq with `args` (no stdin; KUNIQ_CONFIG_FILE and KUNIQ_BROKERS
+/// unset), killing it after `limit`; its output and how long it ran.
+pub fn run_bounded(args: &[&str], limit: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(KUNIQ)
+        .args(args)
+        .env_remove("KUNIQ_CONFIG_FILE")
+        .env_remove("KUNIQ_BROKERS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting kuniq");
+    // stdout and stderr are read on threads so a chatty run cannot block on
+    // a full pipe while this thread waits for it.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut buf).unwrap();
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut buf).unwrap();
+        buf
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for kuniq") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            child.kill().expect("killing kuniq");
+            break child.wait().expect("waiting for kuniq");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = started.elapsed();
+    (Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }, elapsed)
 }
