@@ -50,6 +50,11 @@ defaults (librdkafka 500 ms, Java fetch.max.wait.ms 500 ms). Apache Kafka
 answers a fetch as soon as there is data (fetch.min.bytes=1), so the wait
 matters only at the end of the topic. tansu holds every fetch for the full
 wait, so on tansu the Python consumer gets --fetch-wait-ms 10 too.
+kuniq also keeps its prefetch defaults, fetch.queue.backoff.ms=10 and
+queued.max.messages.kbytes=16384 per partition (src/kafka/mod.rs); the
+others keep their clients' (librdkafka: 1000 ms and 64 MiB). A consumer that
+keeps up with the fetches (the bare loop) never fills its queue, so the
+backoff never applies to it.
 
 How a Kafka Streams run ends: the app reads the topic's size when it starts
 and exits once it has processed that many frames and everything they caused
@@ -273,6 +278,7 @@ if [[ "$kind" == kafka ]]; then
 else
     echo "clients: fetch.wait.max.ms=10 for kuniq (its default), the bare loop and python (tansu holds every fetch for the full wait);"
 fi
+echo "         kuniq's prefetch defaults fetch.queue.backoff.ms=10, queued.max.messages.kbytes=16384 (per partition);"
 echo "         auto.offset.reset=earliest, a fresh consumer group per run (bare and python join it, kuniq assigns)"
 echo "bare:    target/release/examples/consume_bench -b $brokers -t TOPIC -G GROUP"
 echo "kuniq:   ${kuniq_cmd[*]#"$KUNIQ_ROOT/"} -b $brokers -t TOPIC -G GROUP"

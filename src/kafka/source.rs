@@ -612,6 +612,8 @@ fn consumer_config(kafka: &KafkaPlan, statistics: bool) -> Result<ClientConfig, 
                 ("isolation.level", "read_committed"),
                 ("auto.offset.reset", kafka.start.reset_policy()),
                 ("fetch.wait.max.ms", super::DEFAULT_FETCH_WAIT_MAX_MS),
+                ("fetch.queue.backoff.ms", super::DEFAULT_FETCH_QUEUE_BACKOFF_MS),
+                ("queued.max.messages.kbytes", super::DEFAULT_QUEUED_MAX_KBYTES),
             ],
         ]
         .concat(),
@@ -961,5 +963,37 @@ mod tests {
         assert_eq!(StartAt::from_name("end"), Ok(StartAt::End));
         assert_eq!(StartAt::from_name("stored"), Ok(StartAt::Stored));
         assert!(StartAt::from_name("middle").unwrap_err().contains("beginning, end or stored"));
+    }
+
+    fn plan(properties: &[&str]) -> KafkaPlan {
+        KafkaPlan {
+            brokers: "b:9092".into(),
+            topic: "frames".into(),
+            group: "g".into(),
+            properties: properties.iter().map(|p| (*p).into()).collect(),
+            start: StartAt::Beginning,
+            exit_at_end: true,
+            idle_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            batch_size: 1024,
+            state_topic: "state".into(),
+            commit_interval: Duration::from_secs(1),
+            exactly_once: false,
+        }
+    }
+
+    /// A full prefetch queue must not stop a partition's fetches for
+    /// librdkafka's default second, and the queue is bounded below
+    /// librdkafka's default; `-X` still wins.
+    #[test]
+    fn consumer_prefetch_defaults_and_overrides() {
+        let config = consumer_config(&plan(&[]), false).unwrap();
+        assert_eq!(config.get("fetch.queue.backoff.ms"), Some(crate::kafka::DEFAULT_FETCH_QUEUE_BACKOFF_MS));
+        assert_eq!(config.get("queued.max.messages.kbytes"), Some(crate::kafka::DEFAULT_QUEUED_MAX_KBYTES));
+        assert_eq!(config.get("fetch.wait.max.ms"), Some(crate::kafka::DEFAULT_FETCH_WAIT_MAX_MS));
+        let config =
+            consumer_config(&plan(&["fetch.queue.backoff.ms=250", "queued.max.messages.kbytes=4096"]), false).unwrap();
+        assert_eq!(config.get("fetch.queue.backoff.ms"), Some("250"));
+        assert_eq!(config.get("queued.max.messages.kbytes"), Some("4096"));
     }
 }
