@@ -527,11 +527,15 @@ impl Engine {
         &mut self.emissions
     }
 
-    /// Feeds one frame of `stream`. Call [`Engine::advance`] after a batch.
+    /// Feeds one frame of `stream`, and completes the windows its admission
+    /// completes: the global watermark moves frame by frame, so which
+    /// windows close (and which get forced out by the cap) never depends on
+    /// where batches or chunks happen to end.
     #[inline]
     pub fn observe(&mut self, stream: usize, ev: Event) {
         let mut decided = std::mem::take(&mut self.decided);
         let s = &mut self.streams[stream];
+        let before = s.clock.watermark();
         if s.origin.is_none() {
             s.origin = Some(Checkpoint { offset: ev.offset, max_ts: None });
         }
@@ -543,11 +547,18 @@ impl Engine {
         s.clock.admit(ev, &mut |e, d| decided.push((e, d)));
         self.apply(stream, &mut decided);
         self.decided = decided;
+        // The global watermark (the minimum over active streams) can only
+        // rise when this stream's did and it was not ahead of the global one.
+        let after = self.streams[stream].clock.watermark();
+        if after > before && before.is_none_or(|b| self.watermark.is_none_or(|g| b <= g)) {
+            self.advance();
+        }
     }
 
-    /// Feeds a batch of frames of `stream`, then emits what became complete.
-    /// Whether the stream is idle is the caller's to say ([`Engine::set_idle`]):
-    /// a batch, even an empty one, does not change it.
+    /// Feeds a batch of frames of `stream`, frame by frame, exactly as
+    /// [`Engine::observe`] on each. Whether the stream is idle is the
+    /// caller's to say ([`Engine::set_idle`]): a batch, even an empty one,
+    /// does not change it.
     pub fn observe_batch(&mut self, stream: usize, events: &[Event]) {
         for &ev in events {
             self.observe(stream, ev);
@@ -683,7 +694,7 @@ impl Engine {
 
     /// Recomputes the global watermark and completes the stages it reached.
     pub fn advance(&mut self) {
-        // Once per batch, before windows are freed: the most open at once.
+        // Before windows are freed: the most open at once.
         self.stats.open_windows_peak = self.stats.open_windows_peak.max(self.open_windows() as u64);
         let active = self.streams.iter().filter(|s| !s.idle);
         let Some(wm) = active

@@ -178,6 +178,93 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Windows close frame by frame: one stream fed in batches of random
+    /// sizes gives the same records, in the same order, as the stream fed
+    /// one frame at a time, for every window kind, on history sparse
+    /// enough that a watermark raised once per batch would open many
+    /// windows at once, and with a cap on open windows low enough that
+    /// some are forced out (which ones must not depend on the batches).
+    #[test]
+    fn records_are_the_same_whatever_the_batches(
+        len in 1usize..1200,
+        gap in 1u64..8000,
+        delay in 0i64..3000,
+        seed in any::<u64>(),
+        batches in prop::collection::vec(1usize..300, 1..12),
+        cap in 1usize..40,
+    ) {
+        let mut cfg = config(5, 60, 5, WindowKind::ALL.to_vec());
+        cfg.max_open_windows = cap;
+        let frames = sparse_stream(len, gap, delay, seed);
+        let (one_by_one, stats_one) = run(&cfg, std::slice::from_ref(&frames), &vec![0; len], 1);
+        let (batched, stats_batched) = run_in_batches(&cfg, &frames, &batches);
+        prop_assert_eq!(&one_by_one, &batched);
+        prop_assert_eq!(stats_one.windows_forced, stats_batched.windows_forced);
+        prop_assert_eq!(stats_one.too_late, stats_batched.too_late);
+    }
+}
+
+/// Two years of one frame every ~4.4 hours (4,000 frames), at the default
+/// cap: no window is forced out, and every kind's final counts are the
+/// reference's, whatever the batches. (The reference knows no quarantine,
+/// so it is set above the largest gap.)
+#[test]
+fn sparse_history_forces_no_window_out() {
+    let mut cfg = config(5, 60, 5, WindowKind::ALL.to_vec());
+    cfg.quarantine_secs = 30 * 86_400;
+    let frames = sparse_stream(4000, 2 * 158 * 100, 0, 7);
+    assert!(frames.last().unwrap().0 - frames[0].0 > 2 * 365 * 86_400 - 40 * 86_400, "spans about two years");
+    for batch in [1, 64, 4000] {
+        let (got, stats) = run(&cfg, std::slice::from_ref(&frames), &vec![0; frames.len()], batch);
+        assert_eq!(stats.windows_forced, 0, "batch {batch}");
+        // The warm-up holds 16 frames (16 windows of the short kinds) before
+        // counting them at once; after it, a window or two per kind.
+        assert!(stats.open_windows_peak <= 64, "batch {batch}: {} windows open at once", stats.open_windows_peak);
+        assert_eq!(sorted(got), reference(&cfg, &frames), "batch {batch}");
+    }
+}
+
+/// One stream whose ts advances by 0 to `gap` seconds a frame (about
+/// `gap / 2` on average), some frames up to `delay` seconds late.
+fn sparse_stream(len: usize, gap: u64, delay: Secs, seed: u64) -> Vec<(Secs, u64)> {
+    let mut rng = crate::generator::Rng::new(seed);
+    let mut now = T0;
+    (0..len)
+        .map(|_| {
+            now += rng.below(gap + 1) as Secs;
+            let mut ts = now;
+            if delay > 0 && rng.below(10) == 0 {
+                ts -= rng.below(delay as u64) as Secs;
+            }
+            (ts, rng.below(500))
+        })
+        .collect()
+}
+
+/// Feeds one stream in batches whose sizes cycle through `sizes`.
+fn run_in_batches(cfg: &EngineConfig, frames: &[(Secs, u64)], sizes: &[usize]) -> (Vec<Emission>, EngineStats) {
+    let mut engine = Engine::new(cfg.clone(), 1);
+    let events: Vec<Event> =
+        frames.iter().enumerate().map(|(i, &(ts, hash))| Event { ts, hash, offset: i as u64 }).collect();
+    let mut out = Vec::new();
+    let mut rest = &events[..];
+    for &size in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (batch, tail) = rest.split_at(size.min(rest.len()));
+        engine.observe_batch(0, batch);
+        out.append(engine.emissions());
+        rest = tail;
+    }
+    engine.flush();
+    out.append(engine.emissions());
+    (out, engine.stats())
+}
+
 /// Shuffles `order` in place (Fisher-Yates, seeded).
 fn shuffle(order: &mut [usize], seed: u64) {
     let mut rng = crate::generator::Rng::new(seed);
