@@ -561,6 +561,12 @@ pub struct GenArgs {
     #[arg(short = 'r', long = "rate", value_name = "N", default_value_t = 1000)]
     pub rate: u64,
 
+    /// Average seconds of event time between frames, for sparse history
+    /// (replaces --rate): each frame is 0 to 2 x SECS after the one before.
+    /// 158 spreads 400,000 frames over two years.
+    #[arg(long = "spacing", value_name = "SECS", conflicts_with = "rate")]
+    pub spacing: Option<u64>,
+
     /// Size of the user pool; 0 gives every frame a fresh uid.
     #[arg(short = 'n', long = "users", value_name = "N", default_value_t = 100_000)]
     pub users: u64,
@@ -609,6 +615,9 @@ impl GenArgs {
         if self.rate == 0 {
             return Err("-r/--rate must be at least 1 frame per second".into());
         }
+        if self.spacing == Some(0) {
+            return Err("--spacing must be at least 1 second (for dense data use -r/--rate)".into());
+        }
         for (flag, v) in [("-p/--delay-percent", self.delay_percent), ("--ts-strings", self.ts_strings)] {
             if !(0.0..=100.0).contains(&v) {
                 return Err(format!("{flag} is a percentage between 0 and 100, not {v}"));
@@ -621,6 +630,7 @@ impl GenArgs {
         Ok(GenConfig {
             count: self.count,
             rate: self.rate,
+            spacing_secs: self.spacing.unwrap_or(0),
             users: self.users,
             delay_secs: self.delay,
             delay_percent: self.delay_percent,

@@ -30,6 +30,9 @@ pub struct GenConfig {
     pub count: u64,
     /// Average frames per second of event time (ts advances with p = 1/rate).
     pub rate: u64,
+    /// When not 0, replaces `rate`: each frame's ts is 0 to `2 * spacing_secs`
+    /// seconds after the previous frame's (sparse history).
+    pub spacing_secs: u64,
     /// Size of the user pool; 0 draws a fresh random uid for every frame.
     pub users: u64,
     /// Maximum delay in seconds for delayed frames.
@@ -51,6 +54,7 @@ impl Default for GenConfig {
         GenConfig {
             count: 1_000_000,
             rate: 1000,
+            spacing_secs: 0,
             users: 100_000,
             delay_secs: 0,
             delay_percent: 0.0,
@@ -271,8 +275,12 @@ pub fn generate<W: Write>(cfg: &GenConfig, out: &mut W, mut progress: impl FnMut
     let mut frame = Vec::with_capacity(cfg.size_limit + 4096);
     let mut buf = Vec::with_capacity(1 << 20);
     for i in 0..cfg.count {
-        if i > 0 && rng.below(rate) == 0 {
-            now += 1;
+        if i > 0 {
+            if cfg.spacing_secs > 0 {
+                now += rng.below(2 * cfg.spacing_secs + 1);
+            } else if rng.below(rate) == 0 {
+                now += 1;
+            }
         }
         let mut ts = now;
         if cfg.delay_secs > 0 && rng.chance(cfg.delay_percent) {
