@@ -11,9 +11,17 @@
 //! `segment_bytes`, cut after the last line feed; the partial line moves to
 //! the next buffer. A line longer than the frame size limit is skipped
 //! without being held in memory, and counted.
+//!
+//! Stdin and named pipes are live: a buffer is handed on before it is full
+//! as soon as it holds a complete line and the pipe has had nothing more
+//! for [`LIVE_PAUSE_MS`], so `kcat ... | kuniq count -i -` emits each
+//! window as the frames that close it arrive. A fast pipe always has more
+//! waiting, so its buffers still fill up. (Gzip on a pipe is read in full
+//! buffers: the compressed bytes waiting say nothing about the lines.)
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Mutex;
@@ -32,6 +40,10 @@ pub const DEFAULT_SEGMENT_BYTES: usize = 4 << 20;
 
 /// Default frame size limit: longer lines are skipped and counted.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 << 20;
+
+/// How long a live input (stdin, a named pipe) may stay silent before the
+/// complete lines read so far are handed on.
+pub const LIVE_PAUSE_MS: i32 = 2;
 
 /// An opened input, ready to hand out chunks to any number of workers.
 pub struct FileSource {
@@ -59,8 +71,10 @@ impl FileSource {
     pub fn open(path: &str, segment_bytes: usize, max_frame_bytes: usize) -> io::Result<FileSource> {
         let segment_bytes = segment_bytes.max(4096);
         if path == "-" {
-            let stdin = BufReader::with_capacity(1 << 20, io::stdin());
-            return Ok(FileSource::stream("stdin".into(), None, stdin, true, segment_bytes, max_frame_bytes));
+            // Its own descriptor, read without the standard library's
+            // buffer in between, so the pipe can be asked what it holds.
+            let stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
+            return Ok(FileSource::live("stdin".into(), stdin, segment_bytes, max_frame_bytes));
         }
         let file = File::open(Path::new(path)).map_err(|e| annotate(e, path))?;
         let meta = file.metadata().map_err(|e| annotate(e, path))?;
@@ -70,19 +84,11 @@ impl FileSource {
         if is_gzip {
             let reader =
                 BufReader::with_capacity(1 << 20, MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)));
-            return Ok(FileSource::stream(
-                path.into(),
-                Some(meta.len()),
-                reader,
-                false,
-                segment_bytes,
-                max_frame_bytes,
-            ));
+            return Ok(FileSource::stream(path.into(), Some(meta.len()), reader, segment_bytes, max_frame_bytes));
         }
         if !meta.is_file() {
-            // A pipe or device given by name: read it as a stream.
-            let reader = BufReader::with_capacity(1 << 20, file);
-            return Ok(FileSource::stream(path.into(), None, reader, true, segment_bytes, max_frame_bytes));
+            // A pipe or device given by name: read it as it arrives.
+            return Ok(FileSource::live(path.into(), file, segment_bytes, max_frame_bytes));
         }
         let segments = plan_segments(&file, meta.len(), segment_bytes as u64).map_err(|e| annotate(e, path))?;
         Ok(FileSource {
@@ -92,32 +98,55 @@ impl FileSource {
         })
     }
 
+    /// A gzip file, read by a reader thread in full buffers.
     fn stream(
         name: String,
         total_bytes: Option<u64>,
         reader: impl BufRead + Send + 'static,
-        sniff: bool,
         segment_bytes: usize,
         max_frame_bytes: usize,
+    ) -> FileSource {
+        FileSource::reader_thread(name, total_bytes, move |tx| {
+            read_lines(reader, None, Vec::new(), tx, segment_bytes, max_frame_bytes)
+        })
+    }
+
+    /// Stdin or a named pipe, read as it arrives (or in full buffers when
+    /// it carries gzip).
+    fn live(name: String, pipe: File, segment_bytes: usize, max_frame_bytes: usize) -> FileSource {
+        FileSource::reader_thread(name, None, move |tx| {
+            // Pipes may carry gzip too; the first bytes tell, and reading
+            // them blocks, so it happens here, off the caller's thread.
+            let mut pipe = pipe;
+            let mut head = Vec::new();
+            while head.len() < GZIP_MAGIC.len() {
+                if (&mut pipe).take((GZIP_MAGIC.len() - head.len()) as u64).read_to_end(&mut head)? == 0 {
+                    break;
+                }
+            }
+            if head.starts_with(&GZIP_MAGIC) {
+                let raw = io::Cursor::new(head).chain(pipe);
+                let reader =
+                    BufReader::with_capacity(1 << 20, MultiGzDecoder::new(BufReader::with_capacity(1 << 20, raw)));
+                return read_lines(reader, None, Vec::new(), tx, segment_bytes, max_frame_bytes);
+            }
+            let fd = pipe.as_raw_fd();
+            read_lines(pipe, Some(fd), head, tx, segment_bytes, max_frame_bytes)
+        })
+    }
+
+    /// Runs `read` on a reader thread that sends chunks in order; an error
+    /// it returns is the last item sent.
+    fn reader_thread(
+        name: String,
+        total_bytes: Option<u64>,
+        read: impl FnOnce(&SyncSender<io::Result<Chunk>>) -> io::Result<()> + Send + 'static,
     ) -> FileSource {
         let (tx, rx) = sync_channel(2);
         let handle = std::thread::Builder::new()
             .name("kuniq-reader".into())
             .spawn(move || {
-                // Stdin and pipes may carry gzip too; peeking blocks, so it
-                // happens here, off the caller's thread.
-                let reader: Box<dyn BufRead + Send> = if sniff {
-                    match sniff_gzip(reader) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
-                    }
-                } else {
-                    Box::new(reader)
-                };
-                if let Err(e) = read_lines(reader, &tx, segment_bytes, max_frame_bytes) {
+                if let Err(e) = read(&tx) {
                     let _ = tx.send(Err(e));
                 }
             })
@@ -187,16 +216,6 @@ impl FileSource {
     }
 }
 
-/// Wraps `reader` in a gzip decoder when its first bytes are gzip's magic.
-fn sniff_gzip(mut reader: impl BufRead + Send + 'static) -> io::Result<Box<dyn BufRead + Send>> {
-    let head = reader.fill_buf()?;
-    if head.starts_with(&GZIP_MAGIC) {
-        Ok(Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(reader))))
-    } else {
-        Ok(Box::new(reader))
-    }
-}
-
 fn annotate(e: io::Error, path: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{path}: {e}"))
 }
@@ -236,16 +255,21 @@ fn newline_at_or_after(file: &File, mut from: u64, len: u64, buf: &mut [u8]) -> 
     Ok(None)
 }
 
-/// Reads `reader` into chunks of whole lines and sends them in order.
+/// Reads `reader` into chunks of whole lines and sends them in order;
+/// `head` is input already read from it. With `live`, the descriptor
+/// `reader` reads, a chunk goes out as soon as the input pauses (see
+/// [`fill_live`]).
 fn read_lines(
     mut reader: impl Read,
+    live: Option<RawFd>,
+    head: Vec<u8>,
     tx: &SyncSender<io::Result<Chunk>>,
     segment_bytes: usize,
     max_frame_bytes: usize,
 ) -> io::Result<()> {
     let mut seq = 0;
     let mut base = 0u64;
-    let mut carry: Vec<u8> = Vec::new();
+    let mut carry: Vec<u8> = head;
     let mut too_large = 0;
     let mut skipped_bytes = 0;
     loop {
@@ -253,7 +277,10 @@ fn read_lines(
         buf.append(&mut carry);
         let mut target = segment_bytes;
         let eof = loop {
-            let eof = fill(&mut reader, &mut buf, target)?;
+            let eof = match live {
+                Some(fd) => fill_live(&mut reader, fd, &mut buf, target)?,
+                None => fill(&mut reader, &mut buf, target)?,
+            };
             if eof || memchr::memrchr(b'\n', &buf).is_some() {
                 break eof;
             }
@@ -304,6 +331,65 @@ fn fill(reader: &mut impl Read, buf: &mut Vec<u8>, target: usize) -> io::Result<
     buf.reserve(want);
     let got = reader.take(want as u64).read_to_end(buf)?;
     Ok(got < want)
+}
+
+/// Like [`fill`], but returns early, with the input not ended, once `buf`
+/// holds a complete line and `fd` has had nothing to read for
+/// [`LIVE_PAUSE_MS`]. It only reads what `fd` says it holds (or blocks for
+/// one byte when it holds nothing and `buf` has no complete line yet), so
+/// a read never waits for more than the pipe has.
+fn fill_live(reader: &mut impl Read, fd: RawFd, buf: &mut Vec<u8>, target: usize) -> io::Result<bool> {
+    let mut has_line = memchr::memchr(b'\n', buf).is_some();
+    loop {
+        let want = target.saturating_sub(buf.len());
+        if want == 0 {
+            return Ok(false);
+        }
+        let Some(mut ready) = bytes_waiting(fd) else {
+            // Not a pipe, socket, terminal or file: it cannot say.
+            return fill(reader, buf, target);
+        };
+        if ready == 0 {
+            if has_line && !readable_within(fd, LIVE_PAUSE_MS)? {
+                return Ok(false);
+            }
+            // Block for at least one byte (or the end of the input).
+            ready = bytes_waiting(fd).unwrap_or(0).max(1);
+        }
+        let before = buf.len();
+        let ask = want.min(ready);
+        buf.reserve(ask);
+        if (&mut *reader).take(ask as u64).read_to_end(buf)? == 0 {
+            return Ok(true);
+        }
+        has_line = has_line || memchr::memchr(b'\n', &buf[before..]).is_some();
+    }
+}
+
+/// Bytes `fd` can give without blocking (FIONREAD: pipes, sockets,
+/// terminals, regular files); None when it cannot say.
+fn bytes_waiting(fd: RawFd) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: `fd` is open for as long as the reader that owns it lives
+    // (the caller's), and FIONREAD writes one c_int to the pointer given.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    (rc == 0).then(|| usize::try_from(n).unwrap_or(0))
+}
+
+/// True when `fd` has something to read (or has ended) within `ms`.
+fn readable_within(fd: RawFd, ms: i32) -> io::Result<bool> {
+    let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    loop {
+        // SAFETY: one valid pollfd, `fd` open as in `bytes_waiting`.
+        let rc = unsafe { libc::poll(&mut poll, 1, ms) };
+        if rc >= 0 {
+            return Ok(rc > 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 /// Discards input up to and including the next line feed; what follows it
@@ -384,7 +470,7 @@ mod tests {
         text.extend(std::iter::repeat_n(b'x', 50_000));
         text.extend_from_slice(b"\n{\"b\":2}\n");
         let (tx, rx) = sync_channel(100);
-        read_lines(&text[..], &tx, 4096, 10_000).unwrap();
+        read_lines(&text[..], None, Vec::new(), &tx, 4096, 10_000).unwrap();
         drop(tx);
         let chunks: Vec<Chunk> = rx.iter().map(Result::unwrap).collect();
         let lines: Vec<&[u8]> =
