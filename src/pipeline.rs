@@ -12,8 +12,9 @@
 //! events (ts, hash, offset: 24 bytes a frame). The merge applies events in
 //! input order, so the output is exactly that of a sequential run, byte for
 //! byte, whatever the number of workers. Memory stays bounded: a worker may
-//! not start a chunk more than [`MAX_CHUNKS_AHEAD`] chunks ahead of the
-//! merge, so no worker runs far ahead in event time while results pile up.
+//! not start a chunk more than [`chunks_ahead`] chunks (two per worker)
+//! ahead of the merge, so no worker runs far ahead in event time while
+//! results pile up.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -33,8 +34,13 @@ use crate::window::Secs;
 use crate::window::clock::Event;
 use crate::window::engine::{Engine, EngineConfig};
 
-/// Chunks a worker may run ahead of the merge.
-pub const MAX_CHUNKS_AHEAD: u64 = 4;
+/// Chunks the workers may start ahead of the merge: two per worker, so
+/// every worker has one to parse while its last result waits to be merged
+/// (at least 4). Each chunk in flight holds up to a segment (4 MiB) of
+/// input and its events.
+pub fn chunks_ahead(workers: usize) -> u64 {
+    (2 * workers.max(1) as u64).max(4)
+}
 
 /// Worker thread stack: the recursive parsers' depth guard needs well
 /// under 1 MiB; this leaves room.
@@ -97,20 +103,21 @@ impl std::error::Error for PipelineError {}
 
 /// Keeps workers from starting chunks far ahead of the merge.
 struct Gate {
+    ahead: u64,
     merged: Mutex<u64>,
     moved: Condvar,
     stop: AtomicBool,
 }
 
 impl Gate {
-    fn new() -> Gate {
-        Gate { merged: Mutex::new(0), moved: Condvar::new(), stop: AtomicBool::new(false) }
+    fn new(ahead: u64) -> Gate {
+        Gate { ahead, merged: Mutex::new(0), moved: Condvar::new(), stop: AtomicBool::new(false) }
     }
 
     /// Waits until chunk `seq` may start; false when the run is stopping.
     fn wait_turn(&self, seq: u64) -> bool {
         let mut merged = self.merged.lock().unwrap_or_else(|p| p.into_inner());
-        while seq >= *merged + MAX_CHUNKS_AHEAD && !self.stop.load(Ordering::Relaxed) {
+        while seq >= *merged + self.ahead && !self.stop.load(Ordering::Relaxed) {
             merged = self.moved.wait(merged).unwrap_or_else(|p| p.into_inner());
         }
         !self.stop.load(Ordering::Relaxed)
@@ -143,7 +150,7 @@ pub fn count_file(
     mut progress: impl FnMut(&Progress),
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
-    let gate = Gate::new();
+    let gate = Gate::new(chunks_ahead(plan.workers));
     let mut engine = Engine::new(plan.engine.clone(), 1);
     let mut input = InputCounters::default();
     let cores = if plan.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
