@@ -41,7 +41,7 @@ pub const DEFAULT_FETCH_WAIT_MAX_MS: &str = "10";
 /// librdkafka's default `fetch.queue.backoff.ms` (1000) stops fetching a
 /// partition for a whole second whenever its prefetch queue is full, which
 /// happens as soon as the parser is the slower side: on a local Apache
-/// Kafka, runs took 1.7 to 4.0 s where they take 1.5 to 2.0 s with 10 ms
+/// Kafka, runs took 1.7 to 4.0 s where they took 1.5 to 2.0 s with 10 ms
 /// (profiles/2026-12-07-kafka-fetch-backoff.md).
 pub const DEFAULT_FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
