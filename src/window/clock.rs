@@ -130,19 +130,31 @@ impl Clock {
         }
     }
 
-    /// Admits `held` around their median: frames within `quarantine` of it
-    /// in arrival order, the others set aside.
+    /// Admits `held` around their median: frames within `quarantine` of it,
+    /// widened by the frames' own spread, in arrival order; the others are
+    /// set aside.
+    ///
+    /// The spread is four times the median absolute deviation from the
+    /// median: about the whole span of frames that are evenly spread in
+    /// time (sparse history, whose 16 warm-up frames can span hours), and,
+    /// like the median, not moved by wrong timestamps as long as they are
+    /// fewer than half the frames. Dense frames have almost no spread, so
+    /// for them the band is the quarantine alone.
     fn anchor(&mut self, held: Vec<Event>, out: &mut impl FnMut(Event, Decision)) {
         let mut times: Vec<Secs> = held.iter().map(|e| e.ts).collect();
         let mid = times.len() / 2;
         let median = *times.select_nth_unstable(mid).1;
+        let mut deviations: Vec<Secs> =
+            times.iter().map(|&t| t.abs_diff(median).min(Secs::MAX as u64) as Secs).collect();
+        let spread = deviations.select_nth_unstable(mid).1.saturating_mul(4);
+        let band = self.quarantine.saturating_add(spread);
         // Re-anchoring after a jump: frames far behind the new time are
         // still far ahead of the old one, so quarantined, not too late.
         let jumped = self.max_ts.is_some();
         for ev in held {
-            if ev.ts > median + self.quarantine {
+            if ev.ts > median.saturating_add(band) {
                 out(ev, Decision::Quarantine);
-            } else if ev.ts < median - self.quarantine {
+            } else if ev.ts < median.saturating_sub(band) {
                 out(ev, if jumped { Decision::Quarantine } else { Decision::BeforeStart });
             } else {
                 let max_ts = self.max_ts.map_or(ev.ts, |m| m.max(ev.ts));
@@ -215,6 +227,34 @@ mod tests {
         assert_eq!(out[30].1, Decision::Quarantine);
         assert_eq!(out.iter().filter(|(_, d)| *d == Decision::Quarantine).count(), 1);
         assert_eq!(clock.watermark(), Some(T + 39 - 5));
+    }
+
+    #[test]
+    fn a_sparse_warm_up_spanning_hours_is_admitted_whole() {
+        // 16 frames 40 minutes apart span 10 hours, far more than the hour
+        // of quarantine around their median.
+        let mut clock = Clock::new(5, 3600);
+        let times: Vec<Secs> = (0..100).map(|i| T + 2400 * i).collect();
+        let out = run(&mut clock, &times);
+        assert!(out.iter().all(|(_, d)| matches!(d, Decision::Admit { .. })), "{out:?}");
+        assert_eq!(clock.watermark(), Some(T + 2400 * 99 - 5));
+    }
+
+    #[test]
+    fn wrong_frames_in_a_sparse_warm_up_are_still_set_aside() {
+        // Sparse frames (40 minutes apart), with a bit-flipped frame ahead
+        // and one far behind among the first 16: the spread of the others
+        // does not let them in.
+        let mut clock = Clock::new(5, 3600);
+        let mut times: Vec<Secs> = (0..40).map(|i| T + 2400 * i).collect();
+        times[3] = T | (1 << 33);
+        times[9] = 394_502_563;
+        let out = run(&mut clock, &times);
+        assert_eq!(out[3].1, Decision::Quarantine);
+        assert_eq!(out[9].1, Decision::BeforeStart);
+        let admitted = out.iter().filter(|(_, d)| matches!(d, Decision::Admit { .. })).count();
+        assert_eq!(admitted, 38);
+        assert_eq!(clock.watermark(), Some(T + 2400 * 39 - 5));
     }
 
     #[test]
