@@ -47,9 +47,9 @@ use super::queue::{Message, Messages};
 use super::sink::Output;
 use super::state::{self, SavedState};
 
-use crate::count::UidHasher;
-use crate::frame::{FrameParser, ParserKind, Reject};
+use crate::frame::FrameParser;
 use crate::metrics::{Metrics, PartitionSnapshot};
+use crate::pipeline::worker::{self, Frames, WithParser};
 use crate::pipeline::{CountPlan, PipelineError, Progress, emit};
 use crate::sink::Sink;
 use crate::stats::{InputCounters, Summary};
@@ -282,7 +282,7 @@ pub fn count_kafka(
         .map_err(|e| fail(format!("cannot assign the partitions of '{}': {e}", kafka.topic)))?;
 
     let workers = plan.workers.clamp(1, partitions.max(1) as usize);
-    let cores = if plan.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+    let cores = worker::cores(plan.pin);
     let (tx, rx) = mpsc::sync_channel::<Batch>(workers * 8);
     let workers_stop = AtomicBool::new(false);
     let mut owned: Vec<Vec<Assigned>> = (0..workers).map(|_| Vec::new()).collect();
@@ -305,19 +305,17 @@ pub fn count_kafka(
         })
         .collect();
     let result = std::thread::scope(|scope| {
-        for (w, mine) in owned.into_iter().enumerate() {
-            let tx = tx.clone();
-            let core = (!cores.is_empty()).then(|| cores[w % cores.len()]);
-            let (plan, kafka, workers_stop) = (plan, kafka, &workers_stop);
-            std::thread::Builder::new()
-                .name(format!("kuniq-kafka-{w}"))
-                .spawn_scoped(scope, move || {
-                    if let Some(core) = core {
-                        core_affinity::set_for_current(core);
-                    }
-                    run_worker(plan, kafka.batch_size, mine, &tx, workers_stop);
-                })
-                .expect("spawning a Kafka worker thread");
+        for (w, queues) in owned.into_iter().enumerate() {
+            let work = KafkaWorker {
+                max_frame_bytes: plan.max_frame_bytes,
+                batch_size: kafka.batch_size,
+                queues,
+                tx: tx.clone(),
+                stop: &workers_stop,
+            };
+            worker::spawn_worker(scope, format!("kuniq-kafka-{w}"), w, &cores, move || {
+                worker::run_with_parser(plan.parser, work)
+            });
         }
         drop(tx);
         let result = merge(
@@ -621,115 +619,92 @@ fn consumer_config(kafka: &KafkaPlan, statistics: bool) -> Result<ClientConfig, 
     )
 }
 
-fn run_worker(
-    plan: &CountPlan,
+/// A Kafka worker: polls its partitions' queues in turn, parses each
+/// batch where librdkafka holds it, sends the events to the merge.
+struct KafkaWorker<'a> {
+    max_frame_bytes: usize,
     batch_size: usize,
-    mut queues: Vec<Assigned>,
-    tx: &mpsc::SyncSender<Batch>,
-    stop: &AtomicBool,
-) {
-    let max = plan.max_frame_bytes;
-    match plan.parser {
-        #[cfg(feature = "scan")]
-        ParserKind::Scan => worker_loop(crate::frame::scan::ScanParser::new(), max, batch_size, &mut queues, tx, stop),
-        #[cfg(feature = "sonic")]
-        ParserKind::Sonic => {
-            worker_loop(crate::frame::sonic::SonicParser::new(), max, batch_size, &mut queues, tx, stop)
+    queues: Vec<Assigned>,
+    tx: mpsc::SyncSender<Batch>,
+    stop: &'a AtomicBool,
+}
+
+impl WithParser for KafkaWorker<'_> {
+    type Output = ();
+
+    fn run<P: FrameParser>(mut self, parser: P) {
+        let mut frames = Frames::new(parser, self.max_frame_bytes);
+        let me = std::thread::current();
+        for assigned in self.queues.iter_mut() {
+            assigned.queue.wake_on_nonempty(me.clone());
         }
-        #[cfg(feature = "serde")]
-        ParserKind::Serde => {
-            worker_loop(crate::frame::serdejson::SerdeParser::new(), max, batch_size, &mut queues, tx, stop)
+        let mut messages = Messages::default();
+        while !self.stop.load(Ordering::Relaxed) {
+            let mut polled = false;
+            for assigned in self.queues.iter_mut() {
+                if assigned.queue.poll_into(&mut messages, self.batch_size) == 0 {
+                    continue;
+                }
+                // The queue may hold more: poll again before parking.
+                polled = true;
+                let batch = parse_batch(&mut frames, assigned, &messages);
+                // Back to librdkafka before the merge may wait on the channel.
+                messages.clear();
+                if (batch.last_offset.is_some() || batch.end_offset.is_some()) && !send(&self.tx, batch, self.stop) {
+                    return;
+                }
+            }
+            if !polled {
+                // Woken by a queue becoming non-empty, or to check `stop`.
+                std::thread::park_timeout(Duration::from_millis(100));
+            }
         }
-        #[allow(unreachable_patterns)]
-        _ => worker_loop(plan.parser.build(), max, batch_size, &mut queues, tx, stop),
     }
 }
 
-fn worker_loop<P: FrameParser>(
-    mut parser: P,
-    max_frame_bytes: usize,
-    batch_size: usize,
-    queues: &mut [Assigned],
-    tx: &mpsc::SyncSender<Batch>,
-    stop: &AtomicBool,
-) {
-    let hasher = UidHasher::new();
-    let me = std::thread::current();
-    for assigned in queues.iter_mut() {
-        assigned.queue.wake_on_nonempty(me.clone());
-    }
-    let mut messages = Messages::default();
-    while !stop.load(Ordering::Relaxed) {
-        let mut polled = false;
-        for Assigned { partition, queue, skip_below } in queues.iter_mut() {
-            if queue.poll_into(&mut messages, batch_size) == 0 {
+/// Parses one poll of one partition's queue.
+fn parse_batch<P: FrameParser>(frames: &mut Frames<P>, assigned: &mut Assigned, messages: &Messages) -> Batch {
+    let Assigned { partition, skip_below, .. } = assigned;
+    let mut batch = Batch {
+        partition: *partition,
+        events: Vec::with_capacity(messages.len()),
+        counters: InputCounters::default(),
+        last_offset: None,
+        end_offset: None,
+    };
+    for message in messages.iter() {
+        let (offset, payload) = match message {
+            Message::Record { offset, .. } if offset < *skip_below => continue,
+            Message::Record { offset, payload } => (offset, payload),
+            Message::End { offset } => {
+                batch.end_offset = Some(offset);
                 continue;
             }
-            // The queue may hold more: poll again before parking.
-            polled = true;
-            let mut batch = Batch {
-                partition: *partition,
-                events: Vec::with_capacity(messages.len()),
-                counters: InputCounters::default(),
-                last_offset: None,
-                end_offset: None,
-            };
-            for message in messages.iter() {
-                let (offset, payload) = match message {
-                    Message::Record { offset, .. } if offset < *skip_below => continue,
-                    Message::Record { offset, payload } => (offset, payload),
-                    Message::End { offset } => {
-                        batch.end_offset = Some(offset);
-                        continue;
-                    }
-                    Message::Error(code) => {
-                        // Fetch errors are retried by librdkafka; report them.
-                        let e = KafkaError::MessageConsumption(code);
-                        tracing::warn!(partition, error = %e, "partition {partition}: {e}");
-                        continue;
-                    }
-                };
-                // A record after an end (it arrived meanwhile) clears it.
-                batch.end_offset = None;
-                if *skip_below > 0 {
-                    if offset > *skip_below {
-                        tracing::warn!(
-                            partition,
-                            offset = *skip_below,
-                            first = offset,
-                            "partition {partition}: asked to start at offset {skip_below}, the first record is at \
-                             {offset}: the records between are gone from the broker (retention or compaction)"
-                        );
-                    }
-                    *skip_below = 0;
-                }
-                batch.counters.frames += 1;
-                batch.counters.bytes += payload.len() as u64;
-                batch.last_offset = Some(offset);
-                if payload.len() > max_frame_bytes {
-                    batch.counters.reject(Reject::TooLarge);
-                    continue;
-                }
-                match parser.parse(payload) {
-                    Ok(fields) => batch.events.push(Event {
-                        ts: fields.ts as Secs,
-                        hash: hasher.hash(fields.uid),
-                        offset: offset as u64,
-                    }),
-                    Err(reason) => batch.counters.reject(reason),
-                }
+            Message::Error(code) => {
+                // Fetch errors are retried by librdkafka; report them.
+                let e = KafkaError::MessageConsumption(code);
+                tracing::warn!(partition, error = %e, "partition {partition}: {e}");
+                continue;
             }
-            // Back to librdkafka before the merge may wait on the channel.
-            messages.clear();
-            if (batch.last_offset.is_some() || batch.end_offset.is_some()) && !send(tx, batch, stop) {
-                return;
+        };
+        // A record after an end (it arrived meanwhile) clears it.
+        batch.end_offset = None;
+        if *skip_below > 0 {
+            if offset > *skip_below {
+                tracing::warn!(
+                    partition,
+                    offset = *skip_below,
+                    first = offset,
+                    "partition {partition}: asked to start at offset {skip_below}, the first record is at {offset}: \
+                     the records between are gone from the broker (retention or compaction)"
+                );
             }
+            *skip_below = 0;
         }
-        if !polled {
-            // Woken by a queue becoming non-empty, or to check `stop`.
-            std::thread::park_timeout(Duration::from_millis(100));
-        }
+        batch.last_offset = Some(offset);
+        frames.frame(payload, offset as u64, &mut batch.counters, &mut batch.events);
     }
+    batch
 }
 
 /// Sends a batch, waiting while the merge is behind; false once the run is

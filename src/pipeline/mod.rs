@@ -23,7 +23,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::count::UidHasher;
+pub(crate) mod worker;
+
 use crate::frame::{FrameParser, ParserKind, Reject};
 use crate::metrics::Metrics;
 use crate::sink::Sink;
@@ -33,6 +34,7 @@ use crate::stats::{InputCounters, Summary};
 use crate::window::Secs;
 use crate::window::clock::Event;
 use crate::window::engine::{Engine, EngineConfig};
+use worker::{Frames, WithParser};
 
 /// Chunks the workers may start ahead of the merge: two per worker, so
 /// every worker has one to parse while its last result waits to be merged
@@ -41,10 +43,6 @@ use crate::window::engine::{Engine, EngineConfig};
 pub fn chunks_ahead(workers: usize) -> u64 {
     (2 * workers.max(1) as u64).max(4)
 }
-
-/// Worker thread stack: the recursive parsers' depth guard needs well
-/// under 1 MiB; this leaves room.
-const WORKER_STACK_BYTES: usize = 8 << 20;
 
 /// How to count a file or stream.
 #[derive(Debug, Clone)]
@@ -153,24 +151,15 @@ pub fn count_file(
     let gate = Gate::new(chunks_ahead(plan.workers));
     let mut engine = Engine::new(plan.engine.clone(), 1);
     let mut input = InputCounters::default();
-    let cores = if plan.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+    let cores = worker::cores(plan.pin);
     let (tx, rx) = mpsc::channel::<io::Result<Parsed>>();
 
     let outcome = std::thread::scope(|scope| {
         for w in 0..plan.workers.max(1) {
-            let tx = tx.clone();
-            let core = (!cores.is_empty()).then(|| cores[w % cores.len()]);
-            let (gate, plan) = (&gate, plan);
-            std::thread::Builder::new()
-                .name(format!("kuniq-worker-{w}"))
-                .stack_size(WORKER_STACK_BYTES)
-                .spawn_scoped(scope, move || {
-                    if let Some(core) = core {
-                        core_affinity::set_for_current(core);
-                    }
-                    run_worker(plan, source, gate, &tx);
-                })
-                .expect("spawning a worker thread");
+            let work = FileWorker { plan, source, gate: &gate, tx: tx.clone() };
+            worker::spawn_worker(scope, format!("kuniq-worker-{w}"), w, &cores, move || {
+                worker::run_with_parser(plan.parser, work)
+            });
         }
         drop(tx);
         let result = merge(&rx, &gate, &mut engine, &mut input, sink, plan.metrics.as_deref(), started, &mut progress);
@@ -255,46 +244,38 @@ pub(crate) fn emit(engine: &mut Engine, sink: &mut dyn Sink, due: Instant) -> Re
     sink.flush().map_err(PipelineError::Output)
 }
 
-fn run_worker(plan: &CountPlan, source: &FileSource, gate: &Gate, tx: &mpsc::Sender<io::Result<Parsed>>) {
-    // One monomorphized loop per parser: no dynamic dispatch per frame.
-    match plan.parser {
-        #[cfg(feature = "scan")]
-        ParserKind::Scan => worker_loop(crate::frame::scan::ScanParser::new(), plan, source, gate, tx),
-        #[cfg(feature = "sonic")]
-        ParserKind::Sonic => worker_loop(crate::frame::sonic::SonicParser::new(), plan, source, gate, tx),
-        #[cfg(feature = "serde")]
-        ParserKind::Serde => worker_loop(crate::frame::serdejson::SerdeParser::new(), plan, source, gate, tx),
-        #[allow(unreachable_patterns)]
-        _ => worker_loop(plan.parser.build(), plan, source, gate, tx),
-    }
+/// A file worker: takes chunks in turn, parses every line, sends the
+/// events to the merge.
+struct FileWorker<'a> {
+    plan: &'a CountPlan,
+    source: &'a FileSource,
+    gate: &'a Gate,
+    tx: mpsc::Sender<io::Result<Parsed>>,
 }
 
-fn worker_loop<P: FrameParser>(
-    mut parser: P,
-    plan: &CountPlan,
-    source: &FileSource,
-    gate: &Gate,
-    tx: &mpsc::Sender<io::Result<Parsed>>,
-) {
-    let hasher = UidHasher::new();
-    loop {
-        let chunk = match source.next_chunk_gated(|seq| gate.wait_turn(seq)) {
-            None => return,
-            Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => {
-                let _ = tx.send(Err(e));
+impl WithParser for FileWorker<'_> {
+    type Output = ();
+
+    fn run<P: FrameParser>(self, parser: P) {
+        let mut frames = Frames::new(parser, self.plan.max_frame_bytes);
+        loop {
+            let chunk = match self.source.next_chunk_gated(|seq| self.gate.wait_turn(seq)) {
+                None => return,
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => {
+                    let _ = self.tx.send(Err(e));
+                    return;
+                }
+            };
+            if self.tx.send(Ok(parse_chunk(&mut frames, &chunk))).is_err() {
                 return;
             }
-        };
-        let parsed = parse_chunk(&mut parser, &hasher, &chunk, plan.max_frame_bytes);
-        if tx.send(Ok(parsed)).is_err() {
-            return;
         }
     }
 }
 
 /// Parses every line of a chunk.
-fn parse_chunk<P: FrameParser>(parser: &mut P, hasher: &UidHasher, chunk: &Chunk, max_frame_bytes: usize) -> Parsed {
+fn parse_chunk<P: FrameParser>(frames: &mut Frames<P>, chunk: &Chunk) -> Parsed {
     let data: &[u8] = &chunk.data;
     let mut counters = InputCounters {
         frames: chunk.too_large,
@@ -305,33 +286,7 @@ fn parse_chunk<P: FrameParser>(parser: &mut P, hasher: &UidHasher, chunk: &Chunk
     let mut events = Vec::with_capacity(data.len() / 1024 + 16);
     let mut pos = 0;
     while pos < data.len() {
-        let (len, verdict) = parser.parse_line(&data[pos..]);
-        counters.frames += 1;
-        // Checked after parsing, so the scanner can find the line's end as
-        // it goes; a too-large line costs a scan but is never counted.
-        if len > max_frame_bytes {
-            counters.reject(Reject::TooLarge);
-        } else {
-            match verdict {
-                Ok(fields) => events.push(Event {
-                    ts: fields.ts as Secs,
-                    hash: hasher.hash(fields.uid),
-                    offset: chunk.base + pos as u64,
-                }),
-                Err(reason) => counters.reject(reason),
-            }
-        }
-        pos += len + 1;
+        pos += frames.line(&data[pos..], chunk.base + pos as u64, &mut counters, &mut events) + 1;
     }
     Parsed { seq: chunk.seq, events, counters }
-}
-
-impl FrameParser for Box<dyn FrameParser> {
-    fn parse<'a>(&'a mut self, frame: &'a [u8]) -> Result<crate::frame::Fields<'a>, Reject> {
-        (**self).parse(frame)
-    }
-
-    fn parse_line<'a>(&'a mut self, data: &'a [u8]) -> (usize, Result<crate::frame::Fields<'a>, Reject>) {
-        (**self).parse_line(data)
-    }
 }
