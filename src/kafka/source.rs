@@ -12,9 +12,10 @@
 //!   a partition's messages are always handled by the same worker, in
 //!   offset order. Workers are pinned; they parse payloads where librdkafka
 //!   holds them (no copy per frame) and send compact events to the merge.
-//! - The merge (the calling thread) serves the consumer's own queue
-//!   (errors), feeds the window engine with one stream per
-//!   partition, and emits records.
+//! - The merge (the calling thread, `crate::pipeline::merge`, with this
+//!   source's part in `KafkaFeed`) serves the consumer's own queue
+//!   (errors), feeds the window engine with one stream per partition, and
+//!   emits records.
 //! - Watermarks: a partition's watermark is its highest ts minus the
 //!   lateness; the global one is the minimum over partitions that are not
 //!   idle. A partition is idle when it has been caught up (at its end)
@@ -49,6 +50,7 @@ use super::state::{self, SavedState};
 
 use crate::frame::FrameParser;
 use crate::metrics::{Metrics, PartitionSnapshot};
+use crate::pipeline::merge::{self, Feed};
 use crate::pipeline::worker::{self, Frames, WithParser};
 use crate::pipeline::{CountPlan, PipelineError, Progress, emit};
 use crate::sink::Sink;
@@ -318,19 +320,20 @@ pub fn count_kafka(
             });
         }
         drop(tx);
-        let result = merge(
+        let mut feed = KafkaFeed {
             kafka,
-            &consumer,
-            &mut checkpoints,
-            &rx,
-            &mut engine,
-            &mut states,
-            sink,
+            consumer: &consumer,
+            checkpoints: &mut checkpoints,
+            rx: &rx,
+            states: &mut states,
             stop,
-            plan.metrics.as_deref(),
-            started,
-            &mut progress,
-        );
+            quiet_since: None,
+            last_checkpoint: Instant::now(),
+            changed: false,
+            outage: None,
+            disconnected: false,
+        };
+        let result = merge::run(&mut feed, &mut engine, sink, plan.metrics.as_deref(), started, &mut progress);
         // Workers stop; what they polled but the merge did not apply is not
         // in any checkpoint, so the next run reads it again.
         workers_stop.store(true, Ordering::Relaxed);
@@ -725,62 +728,67 @@ fn send(tx: &mpsc::SyncSender<Batch>, mut batch: Batch, stop: &AtomicBool) -> bo
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn merge(
-    kafka: &KafkaPlan,
-    consumer: &KafkaConsumer,
-    checkpoints: &mut Checkpoints,
-    rx: &mpsc::Receiver<Batch>,
-    engine: &mut Engine,
-    states: &mut [PartitionState],
-    sink: &mut dyn Sink,
-    stop: &AtomicBool,
-    metrics: Option<&Metrics>,
-    started: Instant,
-    progress: &mut impl FnMut(&Progress),
-) -> Result<InputCounters, PipelineError> {
-    let mut input = InputCounters::default();
-    let mut quiet_since: Option<(Instant, Secs)> = None;
-    let mut last_checkpoint = Instant::now();
-    let mut changed = false;
-    // Since when the brokers may be unreachable, and when that was last
-    // checked: no partition counts as idle meanwhile (see `outage_over`).
-    let mut outage: Option<(Instant, Instant)> = None;
-    loop {
+/// The Kafka side of the merge: partition batches, consumer errors and
+/// outages, idle partitions, a quiet topic's watermark, checkpoints.
+struct KafkaFeed<'a> {
+    kafka: &'a KafkaPlan,
+    consumer: &'a KafkaConsumer,
+    checkpoints: &'a mut Checkpoints,
+    rx: &'a mpsc::Receiver<Batch>,
+    states: &'a mut [PartitionState],
+    stop: &'a AtomicBool,
+    /// Since when every partition is idle, and the leading watermark then.
+    quiet_since: Option<(Instant, Secs)>,
+    last_checkpoint: Instant,
+    /// Input applied or the watermark moved since the last checkpoint.
+    changed: bool,
+    /// Since when the brokers may be unreachable, and when that was last
+    /// checked: no partition counts as idle meanwhile (see `outage_over`).
+    outage: Option<(Instant, Instant)>,
+    /// The workers are gone (they only stop once the run stops).
+    disconnected: bool,
+}
+
+impl Feed for KafkaFeed<'_> {
+    fn step(&mut self, engine: &mut Engine, input: &mut InputCounters) -> Result<Option<Instant>, PipelineError> {
         // Serve errors (messages all go to partition queues).
-        if let Some(Err(e)) = consumer.poll(Duration::ZERO) {
+        if let Some(Err(e)) = self.consumer.poll(Duration::ZERO) {
             tracing::warn!(error = %e, "Kafka consumer: {e}");
-            if outage.is_none() {
+            if self.outage.is_none() {
                 let now = Instant::now();
-                outage = Some((now, now));
+                self.outage = Some((now, now));
             }
         }
-
-        let mut got = 0;
         // When this step's first batch arrived: the records it completes are
         // due from then (emission latency).
-        let mut due = None;
-        match rx.recv_timeout(Duration::from_millis(20)) {
+        match self.rx.recv_timeout(Duration::from_millis(20)) {
             Ok(batch) => {
-                due = Some(Instant::now());
-                apply(batch, engine, states, &mut input);
-                got += 1;
+                let due = Instant::now();
+                apply(batch, engine, self.states, input);
+                let mut got = 1;
                 while got < 64 {
-                    match rx.try_recv() {
+                    match self.rx.try_recv() {
                         Ok(batch) => {
-                            apply(batch, engine, states, &mut input);
+                            apply(batch, engine, self.states, input);
                             got += 1;
                         }
                         Err(_) => break,
                     }
                 }
+                self.changed = true;
+                Ok(Some(due))
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                self.disconnected = true;
+                Ok(None)
+            }
         }
+    }
 
-        let now = Instant::now();
-        if let Some((since, checked)) = outage {
+    fn tend(&mut self, engine: &mut Engine, now: Instant) {
+        let (kafka, consumer, states) = (self.kafka, self.consumer, &mut *self.states);
+        if let Some((since, checked)) = self.outage {
             // A partition read to its end before the brokers went away is
             // not known to be quiet now: an outage must not pass for a quiet
             // topic and close minutes whose frames are waiting on the broker.
@@ -791,7 +799,7 @@ fn merge(
                 }
             }
             if now.duration_since(checked) >= OUTAGE_CHECK_INTERVAL {
-                outage = if outage_over(consumer, &kafka.topic) {
+                self.outage = if outage_over(consumer, &kafka.topic) {
                     let outage_secs = since.elapsed().as_secs_f64();
                     tracing::info!(outage_secs, "the brokers answer again ({outage_secs:.1} s after the first error)");
                     // Idle again only after a full idle timeout of reading.
@@ -810,7 +818,7 @@ fn merge(
         // can wait on the broker while the end of partition seen before
         // still stands).
         for (p, s) in states.iter_mut().enumerate() {
-            if outage.is_none() && !s.idle && s.at_end && now.duration_since(s.last_record) >= kafka.idle_timeout {
+            if self.outage.is_none() && !s.idle && s.at_end && now.duration_since(s.last_record) >= kafka.idle_timeout {
                 match read_to_end(consumer, &kafka.topic, p as i32, s.read_to) {
                     Some(true) => {
                         s.idle = true;
@@ -834,7 +842,7 @@ fn merge(
             // holding the last frame, so the last minute is emitted within
             // idle timeout + lateness of the input going quiet.
             if let Some(lead) = engine.leading_watermark() {
-                let (since, base) = *quiet_since.get_or_insert((now, lead));
+                let (since, base) = *self.quiet_since.get_or_insert((now, lead));
                 let quiet = now.duration_since(since);
                 let mut wm = base + quiet.as_secs() as Secs;
                 let cfg = engine.config();
@@ -847,47 +855,46 @@ fn merge(
                 engine.advance_quiet(wm);
             }
         } else {
-            quiet_since = None;
+            self.quiet_since = None;
         }
-        changed |= got > 0 || engine.watermark() != watermark;
-        emit(engine, sink, due.unwrap_or(now))?;
-        if let Some(metrics) = metrics {
-            metrics.publish(&input, engine);
-            let ends = consumer.context();
-            metrics.publish_partitions(states.iter().enumerate().map(|(p, s)| PartitionSnapshot {
-                watermark: engine.clock(p).watermark(),
-                lag: ends.lag(p, s.next_offset),
-            }));
-        }
-        // Every step, not only those with records: a quiet or stalled
-        // topic still gets its status line (the reporter keeps the pace).
-        let ends = consumer.context();
-        progress(&Progress {
-            input,
-            watermark: engine.watermark(),
-            open_windows: engine.open_windows(),
-            lag: states.iter().enumerate().map(|(p, s)| ends.lag(p, s.next_offset)).sum(),
-            elapsed: started.elapsed(),
-        });
-        let done = kafka.exit_at_end && states.iter().all(|s| s.at_end);
-        if done || stop.load(Ordering::Relaxed) {
-            // Take what the workers already sent.
-            let due = Instant::now();
-            while let Ok(batch) = rx.try_recv() {
-                apply(batch, engine, states, &mut input);
-            }
-            emit(engine, sink, due)?;
-            break;
-        }
-        checkpoints.progress()?;
-        if changed
-            && now.duration_since(last_checkpoint) >= kafka.commit_interval
-            && checkpoints.begin(engine, states, sink)?
-        {
-            (last_checkpoint, changed) = (Instant::now(), false);
+        self.changed |= engine.watermark() != watermark;
+    }
+
+    fn lag(&self) -> Option<i64> {
+        let ends = self.consumer.context();
+        self.states.iter().enumerate().map(|(p, s)| ends.lag(p, s.next_offset)).sum()
+    }
+
+    fn publish(&self, metrics: &Metrics, engine: &Engine) {
+        let ends = self.consumer.context();
+        metrics.publish_partitions(self.states.iter().enumerate().map(|(p, s)| PartitionSnapshot {
+            watermark: engine.clock(p).watermark(),
+            lag: ends.lag(p, s.next_offset),
+        }));
+    }
+
+    fn done(&self) -> bool {
+        let at_end = self.kafka.exit_at_end && self.states.iter().all(|s| s.at_end);
+        at_end || self.disconnected || self.stop.load(Ordering::Relaxed)
+    }
+
+    fn drain(&mut self, engine: &mut Engine, input: &mut InputCounters) {
+        // Take what the workers already sent.
+        while let Ok(batch) = self.rx.try_recv() {
+            apply(batch, engine, self.states, input);
         }
     }
-    Ok(input)
+
+    fn after_step(&mut self, engine: &Engine, sink: &mut dyn Sink) -> Result<(), PipelineError> {
+        self.checkpoints.progress()?;
+        if self.changed
+            && self.last_checkpoint.elapsed() >= self.kafka.commit_interval
+            && self.checkpoints.begin(engine, self.states, sink)?
+        {
+            (self.last_checkpoint, self.changed) = (Instant::now(), false);
+        }
+        Ok(())
+    }
 }
 
 /// How often, after a consumer error, kuniq asks the brokers whether they

@@ -15,6 +15,13 @@
 //! not start a chunk more than [`chunks_ahead`] chunks (two per worker)
 //! ahead of the merge, so no worker runs far ahead in event time while
 //! results pile up.
+//!
+//! The same two halves serve Kafka (`crate::kafka::source`): `worker`
+//! holds what every worker does whatever its source (parser dispatch,
+//! pinned threads, a frame's bookkeeping), and `merge` is the one merge
+//! loop (apply, emit, metrics, progress), with each source's own part
+//! behind `merge::Feed`: here, putting chunks back in order; for Kafka,
+//! partitions, idleness, outages and checkpoints.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -23,6 +30,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+pub(crate) mod merge;
 pub(crate) mod worker;
 
 use crate::frame::{FrameParser, ParserKind, Reject};
@@ -34,6 +42,7 @@ use crate::stats::{InputCounters, Summary};
 use crate::window::Secs;
 use crate::window::clock::Event;
 use crate::window::engine::{Engine, EngineConfig};
+use merge::Feed;
 use worker::{Frames, WithParser};
 
 /// Chunks the workers may start ahead of the merge: two per worker, so
@@ -150,7 +159,6 @@ pub fn count_file(
     let started = Instant::now();
     let gate = Gate::new(chunks_ahead(plan.workers));
     let mut engine = Engine::new(plan.engine.clone(), 1);
-    let mut input = InputCounters::default();
     let cores = worker::cores(plan.pin);
     let (tx, rx) = mpsc::channel::<io::Result<Parsed>>();
 
@@ -162,13 +170,14 @@ pub fn count_file(
             });
         }
         drop(tx);
-        let result = merge(&rx, &gate, &mut engine, &mut input, sink, plan.metrics.as_deref(), started, &mut progress);
+        let mut feed = FileFeed { rx: &rx, gate: &gate, waiting: BTreeMap::new(), next: 0, ended: false };
+        let result = merge::run(&mut feed, &mut engine, sink, plan.metrics.as_deref(), started, &mut progress);
         if result.is_err() {
             gate.stop();
         }
         result
     });
-    outcome?;
+    let input = outcome?;
     let due = Instant::now();
     engine.flush();
     emit(&mut engine, sink, due)?;
@@ -178,42 +187,43 @@ pub fn count_file(
     Ok(Summary { input, engine: engine.stats(), elapsed: started.elapsed() })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn merge(
-    rx: &mpsc::Receiver<io::Result<Parsed>>,
-    gate: &Gate,
-    engine: &mut Engine,
-    input: &mut InputCounters,
-    sink: &mut dyn Sink,
-    metrics: Option<&Metrics>,
-    started: Instant,
-    progress: &mut impl FnMut(&Progress),
-) -> Result<(), PipelineError> {
-    let mut waiting: BTreeMap<u64, Parsed> = BTreeMap::new();
-    let mut next = 0u64;
-    for result in rx {
-        let parsed = result.map_err(PipelineError::Input)?;
-        waiting.insert(parsed.seq, parsed);
-        while let Some(parsed) = waiting.remove(&next) {
-            let due = Instant::now();
-            input.add(&parsed.counters);
-            engine.observe_batch(0, &parsed.events);
-            emit(engine, sink, due)?;
-            if let Some(metrics) = metrics {
-                metrics.publish(input, engine);
+/// The file side of the merge: puts the workers' chunks back in input
+/// order and lets the workers move on as chunks are merged.
+struct FileFeed<'a> {
+    rx: &'a mpsc::Receiver<io::Result<Parsed>>,
+    gate: &'a Gate,
+    waiting: BTreeMap<u64, Parsed>,
+    next: u64,
+    ended: bool,
+}
+
+impl Feed for FileFeed<'_> {
+    fn step(&mut self, engine: &mut Engine, input: &mut InputCounters) -> Result<Option<Instant>, PipelineError> {
+        loop {
+            if let Some(parsed) = self.waiting.remove(&self.next) {
+                let due = Instant::now();
+                input.add(&parsed.counters);
+                engine.observe_batch(0, &parsed.events);
+                self.next += 1;
+                self.gate.merged(self.next);
+                return Ok(Some(due));
             }
-            next += 1;
-            gate.merged(next);
-            progress(&Progress {
-                input: *input,
-                watermark: engine.watermark(),
-                open_windows: engine.open_windows(),
-                lag: None,
-                elapsed: started.elapsed(),
-            });
+            match self.rx.recv() {
+                Ok(result) => {
+                    let parsed = result.map_err(PipelineError::Input)?;
+                    self.waiting.insert(parsed.seq, parsed);
+                }
+                Err(_) => {
+                    self.ended = true;
+                    return Ok(None);
+                }
+            }
         }
     }
-    Ok(())
+
+    fn done(&self) -> bool {
+        self.ended
+    }
 }
 
 /// Sends the engine's pending records to `sink` and flushes it; `due` is
