@@ -194,10 +194,11 @@ for ((i = 1; i <= runs; i++)); do
 done
 
 set +e
-"$py" - "$work" "$frames_in_file" "$reference" "${sizes[@]}" <<'PY'
+PYTHONPATH="$KUNIQ_ROOT/scripts" "$py" - "$work" "$frames_in_file" "$reference" "${sizes[@]}" <<'PY'
 import json
 import statistics
 import sys
+from kuniq_records import last_minutes
 
 work, frames, reference = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 sizes = [int(s) for s in sys.argv[4:]]
@@ -210,19 +211,6 @@ def last_json(path):
     return json.loads(lines[-1])
 
 
-def minutes(path):
-    last = {}
-    with open(path) as f:
-        for line in f:
-            rec = json.loads(line)
-            if rec["window"] != "minute":
-                continue
-            start = rec["start"]
-            if start not in last or rec["revision"] > last[start][0]:
-                last[start] = (rec["revision"], rec["unique_users"])
-    return {start: users for start, (_, users) in last.items()}
-
-
 with open(f"{work}/runs.tsv") as f:
     for line in f:
         size, rnd, pos, times = line.rstrip("\n").split("\t")
@@ -233,12 +221,12 @@ with open(f"{work}/runs.tsv") as f:
         runs.append((int(size), int(rnd), int(pos), wall, user, sys_, summary["elapsed_secs"]))
 
 first = runs[0]
-want = minutes(f"{work}/b{first[0]}-r{first[1]}.out")
+want = last_minutes(f"{work}/b{first[0]}-r{first[1]}.out")
 streams = set()
 for size, rnd, *_ in runs:
     path = f"{work}/b{size}-r{rnd}.out"
     streams.add(open(path, "rb").read())
-    got = minutes(path)
+    got = last_minutes(path)
     if got != want:
         diff = sorted(m for m in want.keys() | got.keys() if want.get(m) != got.get(m))
         failures.append(

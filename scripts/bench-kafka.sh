@@ -352,10 +352,11 @@ done
 
 
 set +e
-"$py" - "$work" "$runs" "$frames_in_file" "$strict" "${tools[*]}" <<'PY'
+PYTHONPATH="$KUNIQ_ROOT/scripts" "$py" - "$work" "$runs" "$frames_in_file" "$strict" "${tools[*]}" <<'PY'
 import json
 import statistics
 import sys
+from kuniq_records import last_minutes, tsv_minutes
 
 work, runs, frames, strict = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 tools = sys.argv[5].split()
@@ -432,24 +433,6 @@ for t in ks_tools:
     )
 
 
-def kuniq_minutes(path):
-    last = {}
-    with open(path) as f:
-        for line in f:
-            rec = json.loads(line)
-            if rec["window"] != "minute":
-                continue
-            start = rec["start"]
-            if start not in last or rec["revision"] > last[start][0]:
-                last[start] = (rec["revision"], rec["unique_users"])
-    return {start: users for start, (_, users) in last.items()}
-
-
-def python_minutes(path):
-    with open(path) as f:
-        return {int(m): int(n) for m, n in (line.split("\t") for line in f)}
-
-
 def ks_minutes(path, label):
     got = {}
     with open(path) as f:
@@ -474,13 +457,13 @@ def compare(label, got, want, every_minute):
     return len(diff)
 
 
-want = python_minutes(f"{work}/python-1.out")
+want = tsv_minutes(f"{work}/python-1.out")
 for run in range(2, runs + 1):
-    if python_minutes(f"{work}/python-{run}.out") != want:
+    if tsv_minutes(f"{work}/python-{run}.out") != want:
         failures.append(f"python run {run} gave different counts from run 1")
-got = kuniq_minutes(f"{work}/kuniq-1.out")
+got = last_minutes(f"{work}/kuniq-1.out")
 for run in range(2, runs + 1):
-    if kuniq_minutes(f"{work}/kuniq-{run}.out") != got:
+    if last_minutes(f"{work}/kuniq-{run}.out") != got:
         failures.append(f"kuniq run {run} gave different final counts from run 1")
 kuniq_diff = compare("kuniq", got, want, every_minute=True)
 print()

@@ -224,10 +224,11 @@ for ((i = 1; i <= runs; i++)); do
 done
 
 set +e
-"$py" - "$work" "$runs" "$bytes" "$strict" "${peers[@]}" <<'PY'
+PYTHONPATH="$KUNIQ_ROOT/scripts" "$py" - "$work" "$runs" "$bytes" "$strict" "${peers[@]}" <<'PY'
 import json
 import statistics
 import sys
+from kuniq_records import last_minutes, tsv_minutes
 
 work, runs, size, strict = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 peers = sys.argv[5:]
@@ -267,33 +268,15 @@ print(
 failures = []
 
 
-def kuniq_minutes(path):
-    last = {}
-    with open(path) as f:
-        for line in f:
-            rec = json.loads(line)
-            if rec["window"] != "minute":
-                continue
-            start = rec["start"]
-            if start not in last or rec["revision"] > last[start][0]:
-                last[start] = (rec["revision"], rec["unique_users"])
-    return {start: users for start, (_, users) in last.items()}
-
-
-def peer_minutes(path):
-    with open(path) as f:
-        return {int(m): int(n) for m, n in (line.split("\t") for line in f)}
-
-
 first = open(f"{work}/kuniq-1.out", "rb").read()
 for run in range(2, runs + 1):
     if open(f"{work}/kuniq-{run}.out", "rb").read() != first:
         failures.append(f"kuniq run {run} printed different records from run 1")
-got = kuniq_minutes(f"{work}/kuniq-1.out")
+got = last_minutes(f"{work}/kuniq-1.out")
 for peer in peers:
-    want = peer_minutes(f"{work}/{peer}-1.tsv")
+    want = tsv_minutes(f"{work}/{peer}-1.tsv")
     for run in range(2, runs + 1):
-        if peer_minutes(f"{work}/{peer}-{run}.tsv") != want:
+        if tsv_minutes(f"{work}/{peer}-{run}.tsv") != want:
             failures.append(f"{peer} run {run} gave different rows from run 1")
     diff = sorted(m for m in want.keys() | got.keys() if want.get(m) != got.get(m))
     for m in diff[:10]:

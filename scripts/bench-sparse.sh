@@ -48,26 +48,9 @@ runs="${RUNS:-5}"
 
 build_release scan
 data="$KUNIQ_ROOT/bench-data"
-mkdir -p "$data"
-gen_sha="$(sha256sum "$KUNIQ_ROOT/src/generator.rs" | cut -c1-16)"
-
-# input NAME ARGS...: generates bench-data/NAME unless its stamp matches.
-input() {
-    local file="$data/$1"
-    shift
-    local want="$* generator.rs=$gen_sha"
-    if [[ -f "$file" && -f "$file.stamp" && "$(cat "$file.stamp")" == "$want bytes=$(file_bytes "$file")" ]]; then
-        log "Reusing $file."
-    else
-        log "Generating $file (kuniq gen $*)..."
-        "$KUNIQ_BIN" gen "$@" --progress never -o "$data/.partial-$1" || die "kuniq gen failed"
-        mv -f "$data/.partial-$1" "$file"
-        printf '%s bytes=%s\n' "$want" "$(file_bytes "$file")" >"$file.stamp"
-    fi
-}
 common=(-c "$frames" -n 100000 -s 1)
-input "sparse-dense-$frames.jsonl" "${common[@]}" -r 1000
-input "sparse-$frames.jsonl" "${common[@]}" --spacing 158
+generated_input "$data/sparse-dense-$frames.jsonl" "${common[*]} -r 1000" "${common[@]}" -r 1000
+generated_input "$data/sparse-$frames.jsonl" "${common[*]} --spacing 158" "${common[@]}" --spacing 158
 dense="$data/sparse-dense-$frames.jsonl"
 sparse="$data/sparse-$frames.jsonl"
 warm_page_cache "$dense"
