@@ -159,7 +159,7 @@ pub struct KafkaArgs {
 
     /// Topic for the saved state (one partition; created if missing). A
     /// restart of the same group and input topic resumes from it.
-    #[arg(long, value_name = "TOPIC", default_value = crate::kafka::state::DEFAULT_STATE_TOPIC)]
+    #[arg(long, value_name = "TOPIC", default_value = crate::source::kafka::state::DEFAULT_STATE_TOPIC)]
     pub state_topic: String,
 
     /// Time between checkpoints (state saved, offsets committed); a restart
@@ -291,7 +291,7 @@ impl KafkaArgs {
     }
 
     /// Validates the Kafka flags; None when reading a file.
-    pub fn plan(&self) -> Result<Option<crate::kafka::source::KafkaPlan>, String> {
+    pub fn plan(&self) -> Result<Option<crate::source::kafka::KafkaPlan>, String> {
         let Some(brokers) = &self.brokers else {
             return Ok(None);
         };
@@ -308,12 +308,12 @@ impl KafkaArgs {
         crate::kafka::check_count_properties(&properties)?;
         // Checks every property now (usage errors, secrets blanked).
         crate::kafka::client_config(brokers, &[], &properties)?;
-        Ok(Some(crate::kafka::source::KafkaPlan {
+        Ok(Some(crate::source::kafka::KafkaPlan {
             brokers: brokers.clone(),
             topic,
             group: self.group.clone(),
             properties,
-            start: crate::kafka::source::StartAt::from_name(&self.offset)?,
+            start: crate::source::kafka::StartAt::from_name(&self.offset)?,
             exit_at_end: self.exit_at_end,
             idle_timeout,
             connect_timeout: parse_duration("--connect-timeout", &self.connect_timeout)?,

@@ -14,15 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use kuniq::cli::{
     Cli, Command, ConsumeArgs, CountArgs, GenArgs, PlotArgs, PlotSource, ProduceArgs, ProgressMode, SummaryFormat,
 };
-use kuniq::kafka::{
-    self,
-    sink::{KafkaSink, Output},
-    source::KafkaPlan,
-};
+use kuniq::kafka;
 use kuniq::pipeline::{self, PipelineError};
 use kuniq::progress::{Display, Reporter};
 use kuniq::sink::LineSink;
+use kuniq::sink::kafka::{KafkaSink, Output};
 use kuniq::source::file::{DEFAULT_SEGMENT_BYTES, FileSource};
+use kuniq::source::kafka::KafkaPlan;
 
 /// mimalloc: window state is many small, short-lived allocations (hash
 /// tables growing, late-frame buffers), where it beats the system
@@ -172,12 +170,12 @@ fn count_kafka(args: &CountArgs, plan: &pipeline::CountPlan, kafka: &KafkaPlan) 
     let summary = match &args.kafka.output_topic {
         Some(topic) => {
             let mut sink = KafkaSink::new(output.clone(), topic);
-            kafka::source::count_kafka(plan, kafka, &mut sink, &output, &STOP, |p| reporter.update(p))
+            pipeline::count_kafka(plan, kafka, &mut sink, &output, &STOP, |p| reporter.update(p))
         }
         None => {
             let mut sink =
                 LineSink::with_metrics(BufWriter::with_capacity(1 << 16, io::stdout().lock()), plan.metrics.clone());
-            kafka::source::count_kafka(plan, kafka, &mut sink, &output, &STOP, |p| reporter.update(p))
+            pipeline::count_kafka(plan, kafka, &mut sink, &output, &STOP, |p| reporter.update(p))
         }
     };
     reporter.finish();

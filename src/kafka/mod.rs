@@ -25,10 +25,6 @@ use rdkafka::{ClientConfig, ClientContext};
 pub mod consume;
 pub mod produce;
 pub mod properties;
-mod queue;
-pub mod sink;
-pub mod source;
-pub mod state;
 
 pub use properties::Property;
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use super::sink::DeliveryWatch;
+use crate::sink::kafka::DeliveryWatch;
 use crate::source::file::FileSource;
 
 /// Records between polls of the producer (and, with a rate, between pauses).

@@ -3,7 +3,7 @@
 //! start pinned, and turn each frame into an event or a counted reject.
 //!
 //! The file pipeline ([`super`]) hands workers chunks of lines; the Kafka
-//! source (`crate::kafka::source`) hands them partition batches. Both call
+//! source (`crate::source::kafka`) hands them partition batches. Both call
 //! [`Frames::line`] or [`Frames::frame`] per frame, so the bookkeeping of a
 //! frame (counted, sized, too large, parsed, hashed) exists once.
 

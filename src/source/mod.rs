@@ -4,10 +4,15 @@
 //! - [`file`]: regular files (memory-mapped segments, read in parallel
 //!   without copying) and streams (gzip files, stdin) cut into buffers by a
 //!   reader thread.
+//! - [`kafka`]: a topic's partitions, each on its own librdkafka queue;
+//!   records instead of lines, and checkpoints in a state topic.
 //!
-//! The Kafka source lives beside it and delivers records instead of lines.
+//! Each source folder holds the reader and the source's side of the one
+//! pipeline ([`crate::pipeline`]): its workers' loop and its part of the
+//! merge (`feed`).
 
 pub mod file;
+pub mod kafka;
 
 use std::ops::Deref;
 

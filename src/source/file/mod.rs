@@ -34,6 +34,10 @@ use memmap2::MmapOptions;
 
 use super::{Chunk, ChunkData};
 
+mod feed;
+
+pub use feed::count_file;
+
 /// Default chunk size: small enough that a few in flight stay far below the
 /// memory target, large enough that per-chunk costs vanish.
 pub const DEFAULT_SEGMENT_BYTES: usize = 4 << 20;

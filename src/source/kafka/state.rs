@@ -34,7 +34,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 
-use super::block_on;
+use crate::kafka::block_on;
 use crate::window::engine::{Checkpoint, EmittedWindow, EngineConfig, StreamState};
 use crate::window::{Secs, WindowKind};
 
