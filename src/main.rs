@@ -147,7 +147,7 @@ fn display(mode: ProgressMode, auto: Display) -> Display {
     }
 }
 
-fn print_summary(format: SummaryFormat, summary: &kuniq::stats::Summary) {
+fn print_summary(format: SummaryFormat, summary: &kuniq::stats::Totals) {
     match format {
         SummaryFormat::Text => eprintln!("{summary}"),
         SummaryFormat::Json => eprintln!("{}", summary.to_json()),
@@ -262,8 +262,7 @@ fn produce(args: &ProduceArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let summary = kafka::produce::produce(&config, &args.topic, &source, args.rate, |records, bytes| {
         let input = kuniq::stats::InputCounters { frames: records, bytes, ..Default::default() };
-        let p = pipeline::Progress { input, watermark: None, open_windows: 0, lag: None, elapsed: started.elapsed() };
-        reporter.update(&p);
+        reporter.update(&kuniq::stats::Totals { input, elapsed: started.elapsed(), ..Default::default() });
     });
     reporter.finish();
     let summary = summary.map_err(anyhow::Error::msg)?;

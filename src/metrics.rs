@@ -2,8 +2,8 @@
 //! `/metrics` (`--metrics-addr`).
 //!
 //! Nothing here runs per frame. Workers already count per chunk or per
-//! poll into [`InputCounters`]; the merge thread copies the run's totals
-//! into a [`Snapshot`] after each batch it applies ([`Metrics::publish`]:
+//! poll into `InputCounters`; the merge thread copies the run's
+//! [`Totals`] into a [`Snapshot`] after each step ([`Metrics::publish`]:
 //! one uncontended lock and a copy of a few hundred bytes), and a scrape
 //! encodes the latest snapshot. Only the emission-latency histogram and the
 //! producer-error counter are updated where their events happen (one
@@ -27,9 +27,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::frame::Reject;
-use crate::stats::InputCounters;
+use crate::stats::Totals;
 use crate::window::Secs;
-use crate::window::engine::{Engine, EngineStats};
+use crate::window::engine::Engine;
 
 /// Upper bounds (seconds) of the emission-latency buckets: 1 ms to 10 s,
 /// dense around the 100 ms target.
@@ -54,18 +54,13 @@ pub struct PartitionSnapshot {
     pub lag: Option<i64>,
 }
 
-/// The run's totals as of the last batch the merge applied.
+/// What a scrape shows: the run's totals as of the merge's last step.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// Input side.
-    pub input: InputCounters,
-    /// Window side.
-    pub engine: EngineStats,
-    /// Global watermark.
-    pub watermark: Option<Secs>,
-    /// Windows open now, all kinds.
-    pub open_windows: u64,
-    /// Bytes held by the open windows.
+    /// The run's totals.
+    pub totals: Totals,
+    /// Bytes held by the open windows (computed only when metrics are
+    /// served: it walks every open window).
     pub state_bytes: u64,
     /// Kafka partitions, by number (empty for files and stdin).
     pub partitions: Vec<PartitionSnapshot>,
@@ -103,14 +98,12 @@ impl Metrics {
         Arc::new(Metrics { snapshot, latency, producer_errors, registry })
     }
 
-    /// Publishes the run's totals after a batch (merge thread).
-    pub fn publish(&self, input: &InputCounters, engine: &Engine) {
+    /// Publishes the run's totals after a step (merge thread).
+    pub fn publish(&self, totals: &Totals, engine: &Engine) {
+        let state_bytes = engine.state_bytes() as u64;
         let mut s = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
-        s.input = *input;
-        s.engine = engine.stats();
-        s.watermark = engine.watermark();
-        s.open_windows = engine.open_windows() as u64;
-        s.state_bytes = engine.state_bytes() as u64;
+        s.totals = *totals;
+        s.state_bytes = state_bytes;
     }
 
     /// Publishes the Kafka partitions' watermarks and lags.
@@ -250,7 +243,7 @@ fn partition_gauges(
 impl Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let (i, e) = (&s.input, &s.engine);
+        let (i, e) = (&s.totals.input, &s.totals.engine);
         let e_ = &mut encoder;
         // Counter names get `_total` appended by the encoder.
         counter(e_, "kuniq_frames", "Frames read (lines or Kafka records), usable or not", i.frames)?;
@@ -292,14 +285,14 @@ impl Collector for SnapshotCollector {
             "Windows emitted early as final because --max-open-windows were open",
             e.windows_forced,
         )?;
-        gauge(e_, "kuniq_open_windows", "Windows open now, all kinds", s.open_windows as i64)?;
+        gauge(e_, "kuniq_open_windows", "Windows open now, all kinds", s.totals.open_windows as i64)?;
         gauge(
             e_,
             "kuniq_window_state_bytes",
             "Bytes held by the open windows (uid sets, late frames)",
             s.state_bytes as i64,
         )?;
-        if let Some(wm) = s.watermark {
+        if let Some(wm) = s.totals.watermark {
             gauge(e_, "kuniq_watermark_seconds", "Global watermark, unix seconds of event time", wm)?;
         }
         partition_gauges(
@@ -322,6 +315,7 @@ impl Collector for SnapshotCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::InputCounters;
 
     #[test]
     fn addresses_default_to_loopback() {
@@ -338,7 +332,7 @@ mod tests {
         let mut input = InputCounters { frames: 7, bytes: 700, ..InputCounters::default() };
         input.reject(Reject::Malformed);
         let engine = Engine::new(crate::window::engine::EngineConfig::default(), 2);
-        metrics.publish(&input, &engine);
+        metrics.publish(&Totals::of(&input, &engine, None, Duration::ZERO), &engine);
         metrics.publish_partitions(
             [PartitionSnapshot { watermark: Some(1_468_244_400), lag: Some(3) }, PartitionSnapshot::default()]
                 .into_iter(),

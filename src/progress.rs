@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::pipeline::Progress;
+use crate::stats::Totals;
 use crate::window::format_utc;
 
 /// Default interval between status lines (`--status-interval`).
@@ -80,7 +80,7 @@ impl Reporter {
     }
 
     /// Shows `p` if it is time to.
-    pub fn update(&mut self, p: &Progress) {
+    pub fn update(&mut self, p: &Totals) {
         if p.elapsed < QUIET_START {
             return;
         }
@@ -99,7 +99,7 @@ impl Reporter {
     /// The bar: bytes of the total (a spinner and bytes when the size is
     /// unknown), then frames/s and the event time (the watermark). Kept
     /// short so that it fits an 80-column terminal on one line.
-    fn draw_bar(&mut self, p: &Progress) {
+    fn draw_bar(&mut self, p: &Totals) {
         let due = self.last.is_none_or(|(at, _)| p.elapsed >= at + BAR_INTERVAL);
         let msg = due.then(|| {
             let mut msg = format!("{:.0} frames/s", self.rate(p));
@@ -133,14 +133,14 @@ impl Reporter {
     }
 
     /// Frames per second since the last update (since the start, first).
-    fn rate(&mut self, p: &Progress) -> f64 {
+    fn rate(&mut self, p: &Totals) -> f64 {
         let (at, frames) = self.last.unwrap_or_default();
         self.last = Some((p.elapsed, p.input.frames));
         let secs = (p.elapsed - at).as_secs_f64().max(1e-9);
         p.input.frames.saturating_sub(frames) as f64 / secs
     }
 
-    fn status_line(&mut self, p: &Progress) {
+    fn status_line(&mut self, p: &Totals) {
         let interval = p.elapsed - self.last.map_or(Duration::ZERO, |(at, _)| at);
         let rate = self.rate(p);
         let secs = p.elapsed.as_secs_f64();

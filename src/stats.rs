@@ -1,14 +1,17 @@
-//! Counters of what came in and what became of it, and the end-of-run
-//! summary.
+//! Counters of what came in and what became of it: the run's [`Totals`].
 //!
 //! Workers count into their own [`InputCounters`] per chunk (no shared
-//! atomics on the hot path); the merge thread adds them up.
+//! atomics on the hot path); the merge thread adds them up and, after each
+//! step and at the end, puts the run's totals together in one place
+//! ([`Totals::of`]). The progress reporter, the metrics and the end-of-run
+//! summary all read those totals.
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::frame::Reject;
-use crate::window::engine::EngineStats;
+use crate::window::Secs;
+use crate::window::engine::{Engine, EngineStats};
 
 /// Frames and bytes read, and rejected frames by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,18 +46,38 @@ impl InputCounters {
     }
 }
 
-/// Everything a run reports at the end.
-#[derive(Debug, Clone, Copy)]
-pub struct Summary {
+/// The run's totals as of the merge's last step: the progress line shows
+/// them, the metrics publish them, and at the end they are the summary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Totals {
     /// Input side.
     pub input: InputCounters,
     /// Window side.
     pub engine: EngineStats,
-    /// Wall time of the run.
+    /// Global watermark, once known.
+    pub watermark: Option<Secs>,
+    /// Windows open now, all kinds.
+    pub open_windows: usize,
+    /// Messages behind the end of the input, over all Kafka partitions,
+    /// once librdkafka has reported every partition's end; None for files.
+    pub lag: Option<i64>,
+    /// Wall time since the run started.
     pub elapsed: Duration,
 }
 
-impl Summary {
+impl Totals {
+    /// The totals of a run that has read `input` into `engine`.
+    pub fn of(input: &InputCounters, engine: &Engine, lag: Option<i64>, elapsed: Duration) -> Totals {
+        Totals {
+            input: *input,
+            engine: engine.stats(),
+            watermark: engine.watermark(),
+            open_windows: engine.open_windows(),
+            lag,
+            elapsed,
+        }
+    }
+
     /// Frames per second over the run.
     pub fn frames_per_sec(&self) -> f64 {
         self.input.frames as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -65,7 +88,7 @@ impl Summary {
         self.input.bytes as f64 / 1e6 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
-    /// The summary as one JSON object (for scripts).
+    /// The end-of-run summary as one JSON object (for scripts).
     pub fn to_json(&self) -> String {
         let reasons: Vec<String> =
             Reject::ALL.iter().map(|r| format!("\"{}\":{}", r.name(), self.input.rejected[r.index()])).collect();
@@ -99,7 +122,8 @@ impl Summary {
     }
 }
 
-impl fmt::Display for Summary {
+/// The end-of-run summary, for people.
+impl fmt::Display for Totals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.input;
         let e = &self.engine;

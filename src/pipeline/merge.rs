@@ -6,10 +6,10 @@
 
 use std::time::Instant;
 
-use super::{PipelineError, Progress, emit};
+use super::{PipelineError, emit};
 use crate::metrics::Metrics;
 use crate::sink::Sink;
-use crate::stats::InputCounters;
+use crate::stats::{InputCounters, Totals};
 use crate::window::engine::Engine;
 
 /// A source's side of the merge.
@@ -40,6 +40,16 @@ pub(crate) trait Feed {
     /// the end of the run.
     fn drain(&mut self, _engine: &mut Engine, _input: &mut InputCounters) {}
 
+    /// Ends the run once everything is applied and its records are out.
+    /// By default the input is complete: every open window is emitted
+    /// (Kafka: the state is saved first, and windows are closed only at
+    /// the end of a `-e` run).
+    fn finish(&mut self, engine: &mut Engine, sink: &mut dyn Sink) -> Result<(), PipelineError> {
+        let due = Instant::now();
+        engine.flush();
+        emit(engine, sink, due)
+    }
+
     /// After a step's records are out, unless the run ends (Kafka:
     /// checkpoints).
     fn after_step(&mut self, _engine: &Engine, _sink: &mut dyn Sink) -> Result<(), PipelineError> {
@@ -47,40 +57,41 @@ pub(crate) trait Feed {
     }
 }
 
-/// Runs the merge over `feed` until it is done; returns the run's input
-/// counters (the engine holds the rest of the totals).
+/// Runs the merge over `feed` until it is done and finished; returns the
+/// run's totals. The totals are put together here and nowhere else: after
+/// every step for `progress` and the metrics, and once more at the end.
 pub(crate) fn run(
     feed: &mut impl Feed,
     engine: &mut Engine,
     sink: &mut dyn Sink,
     metrics: Option<&Metrics>,
     started: Instant,
-    progress: &mut impl FnMut(&Progress),
-) -> Result<InputCounters, PipelineError> {
+    progress: &mut impl FnMut(&Totals),
+) -> Result<Totals, PipelineError> {
     let mut input = InputCounters::default();
     loop {
         let applied = feed.step(engine, &mut input)?;
         let now = Instant::now();
         feed.tend(engine, now);
         emit(engine, sink, applied.unwrap_or(now))?;
+        let totals = Totals::of(&input, engine, feed.lag(), started.elapsed());
         if let Some(metrics) = metrics {
-            metrics.publish(&input, engine);
+            metrics.publish(&totals, engine);
             feed.publish(metrics, engine);
         }
         // Every step, not only those with input: a quiet or stalled source
         // still gets its status line (the reporter keeps the pace).
-        progress(&Progress {
-            input,
-            watermark: engine.watermark(),
-            open_windows: engine.open_windows(),
-            lag: feed.lag(),
-            elapsed: started.elapsed(),
-        });
+        progress(&totals);
         if feed.done() {
             let due = Instant::now();
             feed.drain(engine, &mut input);
             emit(engine, sink, due)?;
-            return Ok(input);
+            feed.finish(engine, sink)?;
+            let totals = Totals::of(&input, engine, feed.lag(), started.elapsed());
+            if let Some(metrics) = metrics {
+                metrics.publish(&totals, engine);
+            }
+            return Ok(totals);
         }
         feed.after_step(engine, sink)?;
     }

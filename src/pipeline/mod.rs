@@ -26,7 +26,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub(crate) mod merge;
 pub(crate) mod worker;
@@ -37,8 +37,6 @@ pub use crate::source::kafka::count_kafka;
 use crate::frame::ParserKind;
 use crate::metrics::Metrics;
 use crate::sink::Sink;
-use crate::stats::InputCounters;
-use crate::window::Secs;
 use crate::window::engine::{Engine, EngineConfig};
 
 /// Chunks the workers may start ahead of the merge: two per worker, so
@@ -65,22 +63,6 @@ pub struct CountPlan {
     /// Where the merge publishes the run's totals after each batch
     /// (`--metrics-addr`); `None` publishes nothing.
     pub metrics: Option<Arc<Metrics>>,
-}
-
-/// Progress as the merge sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct Progress {
-    /// Input read so far.
-    pub input: InputCounters,
-    /// Global watermark, once known.
-    pub watermark: Option<Secs>,
-    /// Open windows.
-    pub open_windows: usize,
-    /// Messages behind the end of the input, over all Kafka partitions,
-    /// once librdkafka has reported every partition's end; None for files.
-    pub lag: Option<i64>,
-    /// Time since the start.
-    pub elapsed: Duration,
 }
 
 /// Why a run stopped early.

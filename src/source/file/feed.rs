@@ -13,10 +13,10 @@ use super::FileSource;
 use crate::frame::{FrameParser, Reject};
 use crate::pipeline::merge::{self, Feed};
 use crate::pipeline::worker::{self, Frames, WithParser};
-use crate::pipeline::{CountPlan, PipelineError, Progress, chunks_ahead, emit};
+use crate::pipeline::{CountPlan, PipelineError, chunks_ahead};
 use crate::sink::Sink;
 use crate::source::Chunk;
-use crate::stats::{InputCounters, Summary};
+use crate::stats::{InputCounters, Totals};
 use crate::window::clock::Event;
 use crate::window::engine::Engine;
 
@@ -66,15 +66,15 @@ pub fn count_file(
     plan: &CountPlan,
     source: &FileSource,
     sink: &mut dyn Sink,
-    mut progress: impl FnMut(&Progress),
-) -> Result<Summary, PipelineError> {
+    mut progress: impl FnMut(&Totals),
+) -> Result<Totals, PipelineError> {
     let started = Instant::now();
     let gate = Gate::new(chunks_ahead(plan.workers));
     let mut engine = Engine::new(plan.engine.clone(), 1);
     let cores = worker::cores(plan.pin);
     let (tx, rx) = mpsc::channel::<io::Result<Parsed>>();
 
-    let outcome = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         for w in 0..plan.workers.max(1) {
             let work = FileWorker { plan, source, gate: &gate, tx: tx.clone() };
             worker::spawn_worker(scope, format!("kuniq-worker-{w}"), w, &cores, move || {
@@ -88,15 +88,7 @@ pub fn count_file(
             gate.stop();
         }
         result
-    });
-    let input = outcome?;
-    let due = Instant::now();
-    engine.flush();
-    emit(&mut engine, sink, due)?;
-    if let Some(metrics) = &plan.metrics {
-        metrics.publish(&input, &engine);
-    }
-    Ok(Summary { input, engine: engine.stats(), elapsed: started.elapsed() })
+    })
 }
 
 /// The file side of the merge: puts the workers' chunks back in input

@@ -12,8 +12,8 @@ use super::checkpoint::Checkpoints;
 use super::worker::Batch;
 use super::{KafkaConsumer, KafkaPlan};
 use crate::metrics::{Metrics, PartitionSnapshot};
-use crate::pipeline::PipelineError;
 use crate::pipeline::merge::Feed;
+use crate::pipeline::{PipelineError, emit};
 use crate::sink::Sink;
 use crate::stats::InputCounters;
 use crate::window::Secs;
@@ -41,6 +41,8 @@ pub(super) struct KafkaFeed<'a> {
     pub(super) rx: &'a mpsc::Receiver<Batch>,
     pub(super) states: &'a mut [PartitionState],
     pub(super) stop: &'a AtomicBool,
+    /// Tells the workers to stop polling, once the run ends.
+    pub(super) workers_stop: &'a AtomicBool,
     /// Since when every partition is idle, and the leading watermark then.
     pub(super) quiet_since: Option<(Instant, Secs)>,
     pub(super) last_checkpoint: Instant,
@@ -183,10 +185,26 @@ impl Feed for KafkaFeed<'_> {
     }
 
     fn drain(&mut self, engine: &mut Engine, input: &mut InputCounters) {
-        // Take what the workers already sent.
+        // Workers stop; take what they already sent. What they polled but
+        // the merge did not apply is in no checkpoint: the next run reads it.
+        self.workers_stop.store(true, Ordering::Relaxed);
         while let Ok(batch) = self.rx.try_recv() {
             apply(batch, engine, self.states, input);
         }
+    }
+
+    fn finish(&mut self, engine: &mut Engine, sink: &mut dyn Sink) -> Result<(), PipelineError> {
+        // The state saved last is the one a next run resumes from: taken
+        // before `-e` closes the open windows, so a next run (on a topic
+        // that grew) counts them again with their new frames.
+        self.checkpoints.save(engine, self.states, sink)?;
+        if self.kafka.exit_at_end {
+            let due = Instant::now();
+            engine.flush();
+            emit(engine, sink, due)?;
+            self.checkpoints.finish(sink)?;
+        }
+        Ok(())
     }
 
     fn after_step(&mut self, engine: &Engine, sink: &mut dyn Sink) -> Result<(), PipelineError> {

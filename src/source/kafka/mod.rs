@@ -57,10 +57,10 @@ use worker::{Assigned, Batch, KafkaWorker};
 use crate::kafka;
 use crate::pipeline::merge;
 use crate::pipeline::worker as workers;
-use crate::pipeline::{CountPlan, PipelineError, Progress, emit};
+use crate::pipeline::{CountPlan, PipelineError};
 use crate::sink::Sink;
 use crate::sink::kafka::Output;
-use crate::stats::Summary;
+use crate::stats::Totals;
 use crate::window::engine::Engine;
 
 /// Where to start reading partitions that have no committed offset.
@@ -196,8 +196,8 @@ pub fn count_kafka(
     sink: &mut dyn Sink,
     output: &Arc<Output>,
     stop: &AtomicBool,
-    mut progress: impl FnMut(&Progress),
-) -> Result<Summary, PipelineError> {
+    mut progress: impl FnMut(&Totals),
+) -> Result<Totals, PipelineError> {
     let started = Instant::now();
     let fail = |what: String| PipelineError::Input(std::io::Error::other(what));
     // Statistics always: the status line's lag comes from them too (one
@@ -298,6 +298,7 @@ pub fn count_kafka(
             rx: &rx,
             states: &mut states,
             stop,
+            workers_stop: &workers_stop,
             quiet_since: None,
             last_checkpoint: Instant::now(),
             changed: false,
@@ -305,26 +306,8 @@ pub fn count_kafka(
             disconnected: false,
         };
         let result = merge::run(&mut feed, &mut engine, sink, plan.metrics.as_deref(), started, &mut progress);
-        // Workers stop; what they polled but the merge did not apply is not
-        // in any checkpoint, so the next run reads it again.
         workers_stop.store(true, Ordering::Relaxed);
         result
-    });
-    let result = result.and_then(|input| {
-        // The state saved last is the one a next run resumes from: taken
-        // before `-e` closes the open windows, so a next run (on a topic
-        // that grew) counts them again with their new frames.
-        checkpoints.save(&engine, &states, sink)?;
-        if kafka.exit_at_end {
-            let due = Instant::now();
-            engine.flush();
-            emit(&mut engine, sink, due)?;
-            checkpoints.finish(sink)?;
-        }
-        if let Some(metrics) = &plan.metrics {
-            metrics.publish(&input, &engine);
-        }
-        Ok(Summary { input, engine: engine.stats(), elapsed: started.elapsed() })
     });
     if result.is_err() {
         output.abort_transaction();
