@@ -305,9 +305,9 @@ impl KafkaArgs {
             return Err("--batch-size must be at least 1".into());
         }
         let properties = self.client.properties()?;
-        crate::kafka::check_count_properties(&properties)?;
+        crate::kafka::check_count_properties(&properties).map_err(|e| e.to_string())?;
         // Checks every property now (usage errors, secrets blanked).
-        crate::kafka::client_config(brokers, &[], &properties)?;
+        crate::kafka::client_config(brokers, &[], &properties).map_err(|e| e.to_string())?;
         Ok(Some(crate::source::kafka::KafkaPlan {
             brokers: brokers.clone(),
             topic,

@@ -17,8 +17,8 @@ use kuniq::cli::{
 use kuniq::kafka;
 use kuniq::pipeline::{self, PipelineError};
 use kuniq::progress::{Display, Reporter};
-use kuniq::sink::LineSink;
 use kuniq::sink::kafka::{KafkaSink, Output};
+use kuniq::sink::{LineSink, SinkError};
 use kuniq::source::file::{DEFAULT_SEGMENT_BYTES, FileSource};
 use kuniq::source::kafka::KafkaPlan;
 
@@ -99,7 +99,7 @@ impl std::error::Error for UsageError {}
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         cause.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-            || matches!(cause.downcast_ref::<PipelineError>(), Some(PipelineError::Output(io)) if io.kind() == io::ErrorKind::BrokenPipe)
+            || matches!(cause.downcast_ref::<SinkError>(), Some(SinkError::Write(io)) if io.kind() == io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -164,9 +164,8 @@ fn count_kafka(args: &CountArgs, plan: &pipeline::CountPlan, kafka: &KafkaPlan) 
     let mut reporter = Reporter::new(display(args.progress, Display::Status), None, interval);
     let config =
         kafka::client_config(&kafka.brokers, &[("linger.ms", "5")], &kafka::properties_for(&kafka.properties, false))
-            .map_err(UsageError)?;
-    let output = Output::new(&config, args.kafka.transactional_id().as_deref(), plan.metrics.clone())
-        .map_err(anyhow::Error::msg)?;
+            .map_err(|e| UsageError(e.to_string()))?;
+    let output = Output::new(&config, args.kafka.transactional_id().as_deref(), plan.metrics.clone())?;
     let summary = match &args.kafka.output_topic {
         Some(topic) => {
             let mut sink = KafkaSink::new(output.clone(), topic);
@@ -192,12 +191,11 @@ fn consume(args: &ConsumeArgs) -> Result<()> {
         &[("fetch.wait.max.ms", kafka::DEFAULT_FETCH_WAIT_MAX_MS)],
         &args.client.properties().map_err(UsageError)?,
     )
-    .map_err(UsageError)?;
+    .map_err(|e| UsageError(e.to_string()))?;
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     kafka::consume::consume(&config, &args.topic, args.keys, args.exit_at_end, &mut out, &|| {
         STOP.load(Ordering::Relaxed)
-    })
-    .map_err(anyhow::Error::msg)?;
+    })?;
     Ok(())
 }
 
@@ -210,10 +208,9 @@ fn plot(args: &PlotArgs) -> Result<()> {
                 &[("fetch.wait.max.ms", kafka::DEFAULT_FETCH_WAIT_MAX_MS)],
                 &args.client.properties().map_err(UsageError)?,
             )
-            .map_err(UsageError)?;
+            .map_err(|e| UsageError(e.to_string()))?;
             let mut records = Vec::new();
-            kafka::consume::consume(&config, &topic, false, true, &mut records, &|| false)
-                .map_err(anyhow::Error::msg)?;
+            kafka::consume::consume(&config, &topic, false, true, &mut records, &|| false)?;
             let source = format!("topic '{topic}'");
             (kuniq::plot::read_series(records.as_slice(), kind.name()), source)
         }
@@ -253,7 +250,7 @@ fn produce(args: &ProduceArgs) -> Result<()> {
         &[("linger.ms", "20"), ("batch.num.messages", "10000")],
         &args.client.properties().map_err(UsageError)?,
     )
-    .map_err(UsageError)?;
+    .map_err(|e| UsageError(e.to_string()))?;
     let source = FileSource::open(&args.input, DEFAULT_SEGMENT_BYTES, usize::MAX).with_context(|| {
         format!("cannot read input '{}' (give a JSON-lines file, a .gz file, or - for stdin)", args.input)
     })?;
@@ -265,7 +262,7 @@ fn produce(args: &ProduceArgs) -> Result<()> {
         reporter.update(&kuniq::stats::Totals { input, elapsed: started.elapsed(), ..Default::default() });
     });
     reporter.finish();
-    let summary = summary.map_err(anyhow::Error::msg)?;
+    let summary = summary?;
     let secs = summary.elapsed.as_secs_f64().max(1e-9);
     eprintln!(
         "kuniq produce: {} records ({:.1} MB) to '{}' ({} partitions) in {:.2} s: {:.0} records/s",

@@ -23,9 +23,11 @@ use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext}
 use rdkafka::{ClientConfig, ClientContext};
 
 pub mod consume;
+mod error;
 pub mod produce;
 pub mod properties;
 
+pub use error::Error;
 pub use properties::Property;
 
 /// librdkafka's default `fetch.wait.max.ms` (500) makes brokers that hold
@@ -52,11 +54,7 @@ pub const DEFAULT_QUEUED_MAX_KBYTES: &str = "16384";
 /// librdkafka checks every property here, so an unknown key or a bad value
 /// is reported before any client exists (and clients made from the result
 /// cannot fail on a property). Errors never show a secret value.
-pub fn client_config(
-    brokers: &str,
-    defaults: &[(&str, &str)],
-    properties: &[Property],
-) -> Result<ClientConfig, String> {
+pub fn client_config(brokers: &str, defaults: &[(&str, &str)], properties: &[Property]) -> Result<ClientConfig, Error> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", brokers);
     for (key, value) in defaults {
@@ -64,13 +62,15 @@ pub fn client_config(
     }
     for pair in properties {
         match (pair.key(), pair.value()) {
-            ("", Some(_)) => return Err("-X expects key=value (a librdkafka property); one has no key".into()),
+            ("", Some(_)) => {
+                return Err(Error::Config("-X expects key=value (a librdkafka property); one has no key".into()));
+            }
             (key, Some(value)) => config.set(key, value),
             (text, None) => {
-                return Err(format!(
+                return Err(Error::Config(format!(
                     "-X expects key=value (a librdkafka property), not {}",
                     properties::describe_malformed(text)
-                ));
+                )));
             }
         };
     }
@@ -80,7 +80,7 @@ pub fn client_config(
 
 /// A librdkafka error about the configuration, with secrets blanked: its
 /// own text quotes the refused value ("Invalid value \"...\" for ...").
-fn config_error(error: &KafkaError, properties: &[Property]) -> String {
+fn config_error(error: &KafkaError, properties: &[Property]) -> Error {
     let text = match error {
         KafkaError::ClientConfig(_, description, key, value) => {
             let description = if properties::is_secret(key) && !value.is_empty() {
@@ -92,7 +92,7 @@ fn config_error(error: &KafkaError, properties: &[Property]) -> String {
         }
         other => format!("invalid Kafka client configuration: {other}"),
     };
-    properties::redact(&text, properties)
+    Error::Config(properties::redact(&text, properties))
 }
 
 /// How long a client waits for the brokers to answer its first metadata
@@ -111,7 +111,7 @@ pub fn partition_count<C: ClientContext>(
     config: &ClientConfig,
     topic: &str,
     timeout: Duration,
-) -> Result<i32, String> {
+) -> Result<i32, Error> {
     let brokers = config.get("bootstrap.servers").unwrap_or_default();
     let started = Instant::now();
     let first = timeout.min(Duration::from_secs(2));
@@ -128,23 +128,25 @@ pub fn partition_count<C: ClientContext>(
         Err(e) => Err(e),
     }
     .map_err(|e| {
-        format!(
+        Error::Connect(format!(
             "cannot reach the Kafka brokers at {brokers} within {} s ({e}): check that they run, that -b names \
              them, and any -X security settings",
             timeout.as_secs_f64().round()
-        )
+        ))
     })?;
     match metadata.topics().iter().find(|t| t.name() == topic) {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
         Some(t) if t.error().map(RDKafkaErrorCode::from) == Some(RDKafkaErrorCode::TopicAuthorizationFailed) => {
-            Err(format!(
+            Err(Error::Topic(format!(
                 "the Kafka brokers at {brokers} do not authorize this client to describe topic '{topic}' \
                  (TOPIC_AUTHORIZATION_FAILED; the broker does not say whether it exists): the client's user \
                  (sasl.username) needs ACLs for it (Describe and Read to count or consume, Describe and Write to \
                  produce)"
-            ))
+            )))
         }
-        _ => Err(format!("topic '{topic}' does not exist (create it first, e.g. scripts/broker.sh topic {topic} 4)")),
+        _ => Err(Error::Topic(format!(
+            "topic '{topic}' does not exist (create it first, e.g. scripts/broker.sh topic {topic} 4)"
+        ))),
     }
 }
 
@@ -159,7 +161,7 @@ fn watch_connect<C: ClientContext>(
     config: &ClientConfig,
     topic: &str,
     deadline: Instant,
-) -> Result<KafkaResult<Metadata>, String> {
+) -> Result<KafkaResult<Metadata>, Error> {
     let brokers = config.get("bootstrap.servers").unwrap_or_default();
     // A producer needs no group; consumer-only properties in `config` only
     // make librdkafka log (which kuniq does not print).
@@ -176,11 +178,11 @@ fn watch_connect<C: ClientContext>(
         if left.is_zero() {
             let closed = probe.as_ref().map_or(0, |p| p.context().closed_at_first_request.load(Ordering::Relaxed));
             if closed >= 2 {
-                return Err(format!(
+                return Err(Error::Connect(format!(
                     "the Kafka brokers at {brokers} accept connections but close them at the first request \
                      ({closed} times): is it a TLS port? A TLS listener needs security.protocol=SSL or SASL_SSL \
                      (and ssl.ca.location); a plaintext client cannot talk to it"
-                ));
+                )));
             }
             return Ok(result);
         }
@@ -192,7 +194,7 @@ fn watch_connect<C: ClientContext>(
         // librdkafka's reasons name the mechanism, user and certificate
         // problem, never a secret; blanked anyway, in case one ever does.
         let reason = redact_config(&reason, config);
-        return Err(match code {
+        return Err(Error::Connect(match code {
             RDKafkaErrorCode::Authentication => format!(
                 "the Kafka brokers at {brokers} refused the SASL login ({reason}): check sasl.username, \
                  sasl.password and sasl.mechanism"
@@ -201,7 +203,7 @@ fn watch_connect<C: ClientContext>(
                 "TLS with the Kafka brokers at {brokers} failed ({reason}): check ssl.ca.location (the CA that \
                  signed the brokers' certificates) and that security.protocol matches the port"
             ),
-        });
+        }));
     }
 }
 
@@ -247,17 +249,17 @@ impl ProducerContext for ConnectErrors {
 /// for the consumer while the call waits on for a coordinator. For the
 /// way to an error only: it takes up to 500 ms and the consumer's pending
 /// events (there are no messages before an assignment).
-pub fn group_refusal<C: ConsumerContext>(consumer: &BaseConsumer<C>, group: &str) -> Option<String> {
+pub fn group_refusal<C: ConsumerContext>(consumer: &BaseConsumer<C>, group: &str) -> Option<Error> {
     let deadline = Instant::now() + Duration::from_millis(500);
     while Instant::now() < deadline {
         if let Some(Err(e)) = consumer.poll(Duration::from_millis(50))
             && e.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed)
         {
-            return Some(format!(
+            return Some(Error::Group(format!(
                 "the Kafka brokers do not authorize this client to use group '{group}' \
                  (GROUP_AUTHORIZATION_FAILED): the client's user (sasl.username) needs the Read ACL on the group \
                  (-G) for kuniq's committed offsets"
-            ));
+            )));
         }
     }
     None
@@ -339,11 +341,13 @@ const RESERVED_FOR_COUNT: &[(&str, &str)] = &[
 
 /// Refuses properties that `kuniq count` must set itself (see
 /// [`RESERVED_FOR_COUNT`]), naming the flag to use instead.
-pub fn check_count_properties(properties: &[Property]) -> Result<(), String> {
+pub fn check_count_properties(properties: &[Property]) -> Result<(), Error> {
     for pair in properties {
         let key = pair.key();
         if let Some((_, instead)) = RESERVED_FOR_COUNT.iter().find(|(reserved, _)| *reserved == key) {
-            return Err(format!("kuniq count sets the librdkafka property '{key}' itself (-X/-F cannot): {instead}"));
+            return Err(Error::Config(format!(
+                "kuniq count sets the librdkafka property '{key}' itself (-X/-F cannot): {instead}"
+            )));
         }
     }
     Ok(())
@@ -382,7 +386,8 @@ mod tests {
 
     #[test]
     fn malformed_properties_are_refused() {
-        assert!(client_config("b", &[], &["novalue".into()]).unwrap_err().contains("key=value"));
+        let err = client_config("b", &[], &["novalue".into()]).unwrap_err();
+        assert!(matches!(&err, Error::Config(text) if text.contains("key=value")), "{err}");
         assert!(client_config("b", &[], &["=x".into()]).is_err());
     }
 
@@ -397,9 +402,9 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_before_any_client_exists() {
-        let err = client_config("b", &[], &["socket.timeout.ms=soon".into()]).unwrap_err();
+        let err = client_config("b", &[], &["socket.timeout.ms=soon".into()]).unwrap_err().to_string();
         assert!(err.contains("socket.timeout.ms"), "{err}");
-        let err = client_config("b", &[], &["no.such.property=1".into()]).unwrap_err();
+        let err = client_config("b", &[], &["no.such.property=1".into()]).unwrap_err().to_string();
         assert!(err.contains("no.such.property"), "{err}");
     }
 
@@ -413,20 +418,20 @@ mod tests {
             "sasl.password".into(),
             "hunter2".into(),
         );
-        let text = config_error(&error, &props);
+        let text = config_error(&error, &props).to_string();
         assert!(!text.contains("hunter2") && text.contains("sasl.password") && text.contains("[redacted]"), "{text}");
     }
 
     #[test]
     fn count_refuses_properties_it_sets_itself_and_names_the_flag() {
-        let err = check_count_properties(&["auto.offset.reset=earliest".into()]).unwrap_err();
+        let err = check_count_properties(&["auto.offset.reset=earliest".into()]).unwrap_err().to_string();
         assert!(err.contains("'auto.offset.reset'") && err.contains("--offset beginning"), "{err}");
-        let err = check_count_properties(&["group.id = g".into()]).unwrap_err();
+        let err = check_count_properties(&["group.id = g".into()]).unwrap_err().to_string();
         assert!(err.contains("-G/--group"), "{err}");
         for key in ["enable.partition.eof", "isolation.level", "enable.auto.commit", "transactional.id"] {
             assert!(check_count_properties(&[format!("{key}=x").into()]).is_err(), "{key}");
         }
         let fine: Vec<Property> = vec!["fetch.wait.max.ms=50".into(), "security.protocol=SASL_SSL".into()];
-        assert_eq!(check_count_properties(&fine), Ok(()));
+        assert!(check_count_properties(&fine).is_ok());
     }
 }

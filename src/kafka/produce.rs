@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+use super::Error;
 use crate::sink::kafka::DeliveryWatch;
 use crate::source::file::FileSource;
 
@@ -38,17 +39,17 @@ pub fn produce(
     source: &FileSource,
     rate: u64,
     mut progress: impl FnMut(u64, u64),
-) -> Result<ProduceSummary, String> {
+) -> Result<ProduceSummary, Error> {
     let started = Instant::now();
     let producer: BaseProducer<DeliveryWatch> = config
         .create_with_context(DeliveryWatch::default())
-        .map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
+        .map_err(|e| Error::client("cannot create a Kafka producer", e))?;
     let partitions = super::partition_count(producer.client(), config, topic, super::DEFAULT_CONNECT_TIMEOUT)?;
     let mut sent = 0u64;
     let mut bytes = 0u64;
     let mut next_progress = Instant::now() + Duration::from_millis(500);
     while let Some(chunk) = source.next_chunk() {
-        let chunk = chunk.map_err(|e| format!("reading {}: {e}", source.name()))?;
+        let chunk = chunk.map_err(|e| Error::Read { name: source.name().to_string(), source: e })?;
         for line in chunk.data.split(|&b| b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.is_empty() {
@@ -63,7 +64,7 @@ pub fn produce(
                         producer.poll(Duration::from_millis(5));
                         record = back;
                     }
-                    Err((e, _)) => return Err(format!("producing to '{topic}': {e}")),
+                    Err((e, _)) => return Err(Error::client(format!("producing to '{topic}'"), e)),
                 }
             }
             sent += 1;
@@ -84,12 +85,14 @@ pub fn produce(
             }
         }
     }
-    producer.flush(Duration::from_secs(120)).map_err(|e| format!("waiting for the broker to acknowledge: {e}"))?;
+    producer
+        .flush(Duration::from_secs(120))
+        .map_err(|e| Error::client("waiting for the brokers to acknowledge the records", e))?;
     if producer.in_flight_count() > 0 {
-        return Err(format!("{} records were not acknowledged", producer.in_flight_count()));
+        return Err(Error::Unacknowledged { topic: topic.to_string(), records: producer.in_flight_count() as u64 });
     }
     if let Some(e) = producer.context().failure() {
-        return Err(format!("records were not delivered to '{topic}': {e}"));
+        return Err(e);
     }
     progress(sent, bytes);
     Ok(ProduceSummary { records: sent, bytes, partitions, elapsed: started.elapsed() })

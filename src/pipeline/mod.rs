@@ -35,8 +35,9 @@ pub use crate::source::file::count_file;
 pub use crate::source::kafka::count_kafka;
 
 use crate::frame::ParserKind;
+use crate::kafka;
 use crate::metrics::Metrics;
-use crate::sink::Sink;
+use crate::sink::{Sink, SinkError};
 use crate::window::engine::{Engine, EngineConfig};
 
 /// Chunks the workers may start ahead of the merge: two per worker, so
@@ -65,26 +66,51 @@ pub struct CountPlan {
     pub metrics: Option<Arc<Metrics>>,
 }
 
-/// Why a run stopped early.
+/// Why a run stopped early. Input and output errors say which side failed
+/// and give the error as their `source`; a Kafka error is shown as it is.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum PipelineError {
-    /// Reading the input failed.
+    /// Reading the input file or stdin failed.
     Input(io::Error),
-    /// Writing records failed.
-    Output(io::Error),
+    /// Writing records failed (stdout, the output file or topic).
+    Output(SinkError),
+    /// Reading the topic, or loading or saving its checkpoints, failed.
+    Kafka(kafka::Error),
 }
 
 impl std::fmt::Display for PipelineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PipelineError::Input(e) => write!(f, "reading input: {e}"),
-            PipelineError::Output(e) => write!(f, "writing records: {e}"),
+            PipelineError::Input(_) => f.write_str("reading input"),
+            PipelineError::Output(_) => f.write_str("writing records"),
+            PipelineError::Kafka(e) => e.fmt(f),
         }
     }
 }
 
-impl std::error::Error for PipelineError {}
+impl std::error::Error for PipelineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PipelineError::Input(e) => Some(e),
+            PipelineError::Output(e) => Some(e),
+            // Shown as itself (see Display): its source comes next.
+            PipelineError::Kafka(e) => e.source(),
+        }
+    }
+}
+
+impl From<SinkError> for PipelineError {
+    fn from(e: SinkError) -> PipelineError {
+        PipelineError::Output(e)
+    }
+}
+
+impl From<kafka::Error> for PipelineError {
+    fn from(e: kafka::Error) -> PipelineError {
+        PipelineError::Kafka(e)
+    }
+}
 
 /// Sends the engine's pending records to `sink` and flushes it; `due` is
 /// when the merge began applying the input that completed them (emission
@@ -109,7 +135,7 @@ pub(crate) fn emit(engine: &mut Engine, sink: &mut dyn Sink, due: Instant) -> Re
     }
     sink.set_due(due);
     for record in records.drain(..) {
-        sink.emit(&record).map_err(PipelineError::Output)?;
+        sink.emit(&record)?;
     }
-    sink.flush().map_err(PipelineError::Output)
+    Ok(sink.flush()?)
 }

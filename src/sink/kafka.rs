@@ -11,18 +11,20 @@
 //! together ([`Output::commit_transaction`]), or not at all.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
+use crate::kafka::Error;
 use crate::metrics::Metrics;
-use crate::sink::Sink;
+use crate::sink::{Sink, SinkError};
 use crate::window::engine::Emission;
 
 /// How long `flush` and transaction calls wait before failing.
@@ -33,15 +35,16 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// they became due (their emission latency ends at the acknowledgement).
 #[derive(Default)]
 pub struct DeliveryWatch {
-    failure: Mutex<Option<String>>,
+    failure: Mutex<Option<(String, KafkaError)>>,
     outstanding: Mutex<BTreeMap<usize, Option<Instant>>>,
     metrics: Option<Arc<Metrics>>,
 }
 
 impl DeliveryWatch {
     /// The first delivery failure, if any.
-    pub fn failure(&self) -> Option<String> {
-        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    pub fn failure(&self) -> Option<Error> {
+        let failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        failure.as_ref().map(|(topic, e)| Error::Delivery { topic: topic.clone(), source: e.clone() })
     }
 
     /// True when every record numbered below `n` was acknowledged.
@@ -60,9 +63,9 @@ impl ProducerContext for DeliveryWatch {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, number: usize) {
-        if let Err((e, _)) = result {
+        if let Err((e, message)) = result {
             let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
-            failure.get_or_insert_with(|| e.to_string());
+            failure.get_or_insert_with(|| (message.topic().to_string(), e.clone()));
             if let Some(metrics) = &self.metrics {
                 metrics.producer_error();
             }
@@ -100,19 +103,19 @@ impl Output {
         config: &rdkafka::ClientConfig,
         transactional_id: Option<&str>,
         metrics: Option<Arc<Metrics>>,
-    ) -> Result<Arc<Output>, String> {
+    ) -> Result<Arc<Output>, Error> {
         let mut config = config.clone();
         if let Some(id) = transactional_id {
             config.set("transactional.id", id);
         }
         let producer: BaseProducer<DeliveryWatch> = config
             .create_with_context(DeliveryWatch { metrics, ..DeliveryWatch::default() })
-            .map_err(|e| format!("cannot create the Kafka producer: {e}"))?;
+            .map_err(|e| Error::client("cannot create the Kafka producer", e))?;
         if transactional_id.is_some() {
             producer.init_transactions(FLUSH_TIMEOUT).map_err(|e| {
-                format!("cannot start Kafka transactions (--exactly-once needs a broker that supports them): {e}")
+                Error::client("cannot start Kafka transactions (--exactly-once needs a broker that supports them)", e)
             })?;
-            producer.begin_transaction().map_err(|e| format!("cannot begin a Kafka transaction: {e}"))?;
+            producer.begin_transaction().map_err(|e| Error::client("cannot begin a Kafka transaction", e))?;
         }
         Ok(Arc::new(Output { producer, transactional: transactional_id.is_some(), sent: AtomicUsize::new(0) }))
     }
@@ -123,10 +126,10 @@ impl Output {
     }
 
     /// The first failed delivery, as an error.
-    pub fn check_deliveries(&self) -> io::Result<()> {
+    pub fn check_deliveries(&self) -> Result<(), Error> {
         self.producer.poll(Duration::ZERO);
         match self.producer.context().failure() {
-            Some(e) => Err(io::Error::other(format!("a record was not delivered: {e}"))),
+            Some(e) => Err(e),
             None => Ok(()),
         }
     }
@@ -139,21 +142,21 @@ impl Output {
 
     /// True when the first `n` records sent are all acknowledged (does not
     /// wait).
-    pub fn acknowledged(&self, n: usize) -> io::Result<bool> {
+    pub fn acknowledged(&self, n: usize) -> Result<bool, Error> {
         self.check_deliveries()?;
         Ok(self.producer.context().acknowledged_below(n))
     }
 
     /// Queues one record, waiting while librdkafka's queue is full.
-    pub fn send(&self, topic: &str, key: &[u8], value: &[u8]) -> io::Result<()> {
+    pub fn send(&self, topic: &str, key: &[u8], value: &[u8]) -> Result<(), Error> {
         self.send_due(topic, key, value, None)
     }
 
     /// Queues one output record that became due at `due` (see
     /// [`Sink::set_due`]): its acknowledgement records its emission latency.
-    pub fn send_due(&self, topic: &str, key: &[u8], value: &[u8], due: Option<Instant>) -> io::Result<()> {
+    pub fn send_due(&self, topic: &str, key: &[u8], value: &[u8], due: Option<Instant>) -> Result<(), Error> {
         if let Some(e) = self.producer.context().failure() {
-            return Err(io::Error::other(format!("a record was not delivered: {e}")));
+            return Err(e);
         }
         let number = self.sent.fetch_add(1, Ordering::Relaxed);
         self.producer.context().outstanding.lock().unwrap_or_else(|p| p.into_inner()).insert(number, due);
@@ -169,7 +172,7 @@ impl Output {
                     self.producer.poll(Duration::from_millis(10));
                     pending = back;
                 }
-                Err((e, _)) => return Err(io::Error::other(format!("producing to '{topic}': {e}"))),
+                Err((e, _)) => return Err(Error::client(format!("producing to '{topic}'"), e)),
             }
         }
     }
@@ -177,15 +180,14 @@ impl Output {
     /// Waits until every queued record is acknowledged. (rust-rdkafka's
     /// `BaseProducer::flush` polls in steps of up to 100 ms that do not end
     /// when the last acknowledgement arrives; this checks every millisecond.)
-    pub fn flush(&self) -> io::Result<()> {
+    pub fn flush(&self) -> Result<(), Error> {
         let deadline = std::time::Instant::now() + FLUSH_TIMEOUT;
         while self.producer.in_flight_count() > 0 {
             if std::time::Instant::now() >= deadline {
-                return Err(io::Error::other(format!(
-                    "flushing records: {} not acknowledged after {} s",
-                    self.producer.in_flight_count(),
-                    FLUSH_TIMEOUT.as_secs()
-                )));
+                return Err(Error::client(
+                    format!("flushing records: {} not acknowledged", self.producer.in_flight_count()),
+                    KafkaError::Flush(rdkafka::types::RDKafkaErrorCode::OperationTimedOut),
+                ));
             }
             self.producer.poll(Duration::from_millis(1));
         }
@@ -195,8 +197,8 @@ impl Output {
 
     /// Commits the open transaction with `offsets` as the group's consumed
     /// offsets, then opens the next one.
-    pub fn commit_transaction(&self, offsets: &TopicPartitionList, group: &ConsumerGroupMetadata) -> io::Result<()> {
-        let fail = |what: &str, e: rdkafka::error::KafkaError| io::Error::other(format!("{what}: {e}"));
+    pub fn commit_transaction(&self, offsets: &TopicPartitionList, group: &ConsumerGroupMetadata) -> Result<(), Error> {
+        let fail = |what: &str, e: KafkaError| Error::client(what, e);
         if offsets.count() > 0 {
             self.producer
                 .send_offsets_to_transaction(offsets, group, FLUSH_TIMEOUT)
@@ -232,20 +234,18 @@ impl KafkaSink {
 }
 
 impl Sink for KafkaSink {
-    fn emit(&mut self, record: &Emission) -> io::Result<()> {
+    fn emit(&mut self, record: &Emission) -> Result<(), SinkError> {
         self.value.clear();
         record.write_json(&mut self.value);
-        self.output
-            .send_due(&self.topic, record.key().as_bytes(), &self.value, self.due)
-            .map_err(|e| io::Error::other(format!("output topic '{}': {e}", self.topic)))
+        Ok(self.output.send_due(&self.topic, record.key().as_bytes(), &self.value, self.due)?)
     }
 
     /// Does not wait: librdkafka sends queued records within `linger.ms`
     /// (5 ms by default) and a checkpoint waits for their acknowledgement
     /// ([`Output::flush`]) before it saves anything. Reports a failed
     /// delivery.
-    fn flush(&mut self) -> io::Result<()> {
-        self.output.check_deliveries().map_err(|e| io::Error::other(format!("output topic '{}': {e}", self.topic)))
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(self.output.check_deliveries()?)
     }
 
     fn set_due(&mut self, due: Instant) {

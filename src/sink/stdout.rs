@@ -1,10 +1,10 @@
 //! Records as JSON lines on any writer: stdout by default, or `-o FILE`.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::Sink;
+use super::{Sink, SinkError};
 use crate::metrics::Metrics;
 use crate::window::engine::Emission;
 
@@ -39,15 +39,15 @@ impl<W: Write> LineSink<W> {
 }
 
 impl<W: Write> Sink for LineSink<W> {
-    fn emit(&mut self, record: &Emission) -> io::Result<()> {
+    fn emit(&mut self, record: &Emission) -> Result<(), SinkError> {
         self.line.clear();
         record.write_json(&mut self.line);
         self.line.push(b'\n');
         self.unflushed += 1;
-        self.out.write_all(&self.line)
+        Ok(self.out.write_all(&self.line)?)
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    fn flush(&mut self) -> Result<(), SinkError> {
         self.out.flush()?;
         if let (Some(metrics), Some(due)) = (&self.metrics, self.due) {
             let latency = due.elapsed();

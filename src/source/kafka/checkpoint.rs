@@ -6,12 +6,13 @@
 
 use std::sync::Arc;
 
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerGroupMetadata};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
 use super::KafkaConsumer;
 use super::feed::PartitionState;
 use super::state::SavedState;
+use crate::kafka::Error;
 use crate::pipeline::PipelineError;
 use crate::sink::Sink;
 use crate::sink::kafka::Output;
@@ -65,13 +66,15 @@ impl Checkpoints {
             watermark: engine.saved_watermark(),
             emitted: engine.emitted_windows(),
         };
-        let offsets =
-            saved.offsets(&self.topic).map_err(|e| PipelineError::Output(std::io::Error::other(e.to_string())))?;
+        let offsets = saved.offsets(&self.topic).map_err(|e| Error::client("cannot list the saved offsets", e))?;
         Ok(Some((saved.encode(), offsets)))
     }
 
-    fn state_error(&self, e: std::io::Error) -> PipelineError {
-        PipelineError::Output(std::io::Error::other(format!("state topic '{}': {e}", self.state_topic)))
+    /// The consumer's group, for the offsets a transaction commits.
+    fn group(&self) -> Result<ConsumerGroupMetadata, Error> {
+        self.consumer
+            .group_metadata()
+            .ok_or_else(|| Error::Group("the consumer has no group metadata to commit offsets with".into()))
     }
 
     /// Takes a checkpoint without waiting for the broker: the merge goes on
@@ -91,7 +94,7 @@ impl Checkpoints {
             return Ok(false);
         }
         if let Some((value, offsets)) = self.snapshot(engine, states)? {
-            sink.flush().map_err(PipelineError::Output)?;
+            sink.flush()?;
             self.pending = Some(Pending { value, offsets, records: self.output.sent(), written: None });
             self.progress()?;
         }
@@ -102,22 +105,19 @@ impl Checkpoints {
     /// ends at its callback; failures surface here), and moves a pending
     /// checkpoint on, without waiting.
     pub(super) fn progress(&mut self) -> Result<(), PipelineError> {
-        self.output.check_deliveries().map_err(PipelineError::Output)?;
+        self.output.check_deliveries()?;
         let Some(pending) = &mut self.pending else {
             return Ok(());
         };
-        let out = PipelineError::Output;
         match pending.written {
             None => {
-                if self.output.acknowledged(pending.records).map_err(out)? {
-                    self.output
-                        .send(&self.state_topic, self.key.as_bytes(), pending.value.as_bytes())
-                        .map_err(|e| PipelineError::Output(std::io::Error::other(format!("state topic: {e}"))))?;
+                if self.output.acknowledged(pending.records)? {
+                    self.output.send(&self.state_topic, self.key.as_bytes(), pending.value.as_bytes())?;
                     pending.written = Some(self.output.sent());
                 }
             }
             Some(written) => {
-                if self.output.acknowledged(written).map_err(out)? {
+                if self.output.acknowledged(written)? {
                     // For monitoring (lag); the state topic is what a restart reads.
                     if let Err(e) = self.consumer.commit(&pending.offsets, CommitMode::Async) {
                         tracing::warn!(error = %e, "committing offsets for group monitoring: {e}");
@@ -139,25 +139,18 @@ impl Checkpoints {
         states: &[PartitionState],
         sink: &mut dyn Sink,
     ) -> Result<(), PipelineError> {
-        let out = PipelineError::Output;
         self.pending = None;
         let Some((value, offsets)) = self.snapshot(engine, states)? else {
             return Ok(());
         };
-        sink.flush().map_err(out)?;
+        sink.flush()?;
         if self.output.transactional() {
-            self.output
-                .send(&self.state_topic, self.key.as_bytes(), value.as_bytes())
-                .map_err(|e| self.state_error(e))?;
-            let group =
-                self.consumer.group_metadata().ok_or_else(|| out(std::io::Error::other("no group metadata")))?;
-            self.output.commit_transaction(&offsets, &group).map_err(out)?;
+            self.output.send(&self.state_topic, self.key.as_bytes(), value.as_bytes())?;
+            self.output.commit_transaction(&offsets, &self.group()?)?;
         } else {
-            self.output.flush().map_err(out)?;
-            self.output
-                .send(&self.state_topic, self.key.as_bytes(), value.as_bytes())
-                .map_err(|e| self.state_error(e))?;
-            self.output.flush().map_err(|e| self.state_error(e))?;
+            self.output.flush()?;
+            self.output.send(&self.state_topic, self.key.as_bytes(), value.as_bytes())?;
+            self.output.flush()?;
             // For monitoring (lag); the state topic is what a restart reads.
             if let Err(e) = self.consumer.commit(&offsets, CommitMode::Sync) {
                 tracing::warn!(error = %e, "committing offsets for group monitoring: {e}");
@@ -169,14 +162,12 @@ impl Checkpoints {
     /// Makes the records emitted after the last checkpoint visible (end of
     /// a `-e` run).
     pub(super) fn finish(&self, sink: &mut dyn Sink) -> Result<(), PipelineError> {
-        let out = PipelineError::Output;
-        sink.flush().map_err(out)?;
+        sink.flush()?;
         if self.output.transactional() {
-            let group =
-                self.consumer.group_metadata().ok_or_else(|| out(std::io::Error::other("no group metadata")))?;
-            self.output.commit_transaction(&TopicPartitionList::new(), &group).map_err(out)
+            self.output.commit_transaction(&TopicPartitionList::new(), &self.group()?)?;
         } else {
-            self.output.flush().map_err(out)
+            self.output.flush()?;
         }
+        Ok(())
     }
 }

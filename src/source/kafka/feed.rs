@@ -7,6 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
+use rdkafka::topic_partition_list::Offset;
 
 use super::checkpoint::Checkpoints;
 use super::worker::Batch;
@@ -32,6 +33,22 @@ pub(super) struct PartitionState {
     pub(super) read_to: Option<i64>,
 }
 
+impl PartitionState {
+    /// A partition about to be read from `start`.
+    pub(super) fn starting_at(start: Offset, now: Instant) -> PartitionState {
+        PartitionState {
+            at_end: false,
+            idle: false,
+            last_record: now,
+            next_offset: match start {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            },
+            read_to: None,
+        }
+    }
+}
+
 /// The Kafka side of the merge: partition batches, consumer errors and
 /// outages, idle partitions, a quiet topic's watermark, checkpoints.
 pub(super) struct KafkaFeed<'a> {
@@ -53,6 +70,90 @@ pub(super) struct KafkaFeed<'a> {
     pub(super) outage: Option<(Instant, Instant)>,
     /// The workers are gone (they only stop once the run stops).
     pub(super) disconnected: bool,
+}
+
+impl KafkaFeed<'_> {
+    /// During an outage, no partition is idle: one read to its end before
+    /// the brokers went away is not known to be quiet now, and an outage
+    /// must not pass for a quiet topic and close minutes whose frames wait
+    /// on the broker. Asks now and then whether the brokers answer again.
+    fn watch_outage(&mut self, engine: &mut Engine, now: Instant) {
+        let Some((since, checked)) = self.outage else {
+            return;
+        };
+        for (p, s) in self.states.iter_mut().enumerate() {
+            if s.idle {
+                s.idle = false;
+                engine.set_idle(p, false);
+            }
+        }
+        if now.duration_since(checked) < OUTAGE_CHECK_INTERVAL {
+            return;
+        }
+        self.outage = if outage_over(self.consumer, &self.kafka.topic) {
+            let outage_secs = since.elapsed().as_secs_f64();
+            tracing::info!(outage_secs, "the brokers answer again ({outage_secs:.1} s after the first error)");
+            // Idle again only after a full idle timeout of reading.
+            for s in self.states.iter_mut() {
+                s.last_record = now;
+            }
+            None
+        } else {
+            Some((since, now))
+        };
+    }
+
+    /// Marks partitions idle that are caught up and quiet for the idle
+    /// timeout, once the broker confirms nothing more is there (after a
+    /// reconnect, records can wait on the broker while the end of partition
+    /// seen before still stands).
+    fn find_idle(&mut self, engine: &mut Engine, now: Instant) {
+        let (kafka, consumer) = (self.kafka, self.consumer);
+        for (p, s) in self.states.iter_mut().enumerate() {
+            if s.idle || !s.at_end || now.duration_since(s.last_record) < kafka.idle_timeout {
+                continue;
+            }
+            match read_to_end(consumer, &kafka.topic, p as i32, s.read_to) {
+                Some(true) => {
+                    s.idle = true;
+                    engine.set_idle(p, true);
+                }
+                // Records are waiting: not at the end until they are read.
+                Some(false) => {
+                    s.at_end = false;
+                    s.last_record = now;
+                }
+                // No answer: ask again after another idle timeout.
+                None => s.last_record = now,
+            }
+        }
+    }
+
+    /// When every partition is idle, the watermark follows the wall clock
+    /// from where the leading partition left it; once the topic has been
+    /// quiet for the lateness too, it passes the end of the shortest window
+    /// holding the last frame, so the last minute is emitted within idle
+    /// timeout + lateness of the input going quiet.
+    fn follow_quiet_topic(&mut self, engine: &mut Engine, now: Instant) {
+        if !self.states.iter().all(|s| s.idle) {
+            self.quiet_since = None;
+            return;
+        }
+        let Some(lead) = engine.leading_watermark() else {
+            return;
+        };
+        let (since, base) = *self.quiet_since.get_or_insert((now, lead));
+        let quiet = now.duration_since(since);
+        let mut wm = base + quiet.as_secs() as Secs;
+        let cfg = engine.config();
+        if quiet.as_secs() >= cfg.lateness_secs
+            && let Some(&kind) = cfg.kinds.iter().min()
+        {
+            let last_ts = lead + cfg.lateness_secs as Secs;
+            wm = wm.max(kind.end(kind.start(last_ts)));
+        }
+        engine.advance_quiet(wm);
+    }
 }
 
 impl Feed for KafkaFeed<'_> {
@@ -93,76 +194,12 @@ impl Feed for KafkaFeed<'_> {
     }
 
     fn tend(&mut self, engine: &mut Engine, now: Instant) {
-        let (kafka, consumer, states) = (self.kafka, self.consumer, &mut *self.states);
-        if let Some((since, checked)) = self.outage {
-            // A partition read to its end before the brokers went away is
-            // not known to be quiet now: an outage must not pass for a quiet
-            // topic and close minutes whose frames are waiting on the broker.
-            for (p, s) in states.iter_mut().enumerate() {
-                if s.idle {
-                    s.idle = false;
-                    engine.set_idle(p, false);
-                }
-            }
-            if now.duration_since(checked) >= OUTAGE_CHECK_INTERVAL {
-                self.outage = if outage_over(consumer, &kafka.topic) {
-                    let outage_secs = since.elapsed().as_secs_f64();
-                    tracing::info!(outage_secs, "the brokers answer again ({outage_secs:.1} s after the first error)");
-                    // Idle again only after a full idle timeout of reading.
-                    for s in states.iter_mut() {
-                        s.last_record = now;
-                    }
-                    None
-                } else {
-                    Some((since, now))
-                };
-            }
-        }
-
-        // Idle partitions: caught up and quiet for the idle timeout, and the
-        // broker confirms nothing more is there (after a reconnect, records
-        // can wait on the broker while the end of partition seen before
-        // still stands).
-        for (p, s) in states.iter_mut().enumerate() {
-            if self.outage.is_none() && !s.idle && s.at_end && now.duration_since(s.last_record) >= kafka.idle_timeout {
-                match read_to_end(consumer, &kafka.topic, p as i32, s.read_to) {
-                    Some(true) => {
-                        s.idle = true;
-                        engine.set_idle(p, true);
-                    }
-                    // Records are waiting: not at the end until they are read.
-                    Some(false) => {
-                        s.at_end = false;
-                        s.last_record = now;
-                    }
-                    // No answer: ask again after another idle timeout.
-                    None => s.last_record = now,
-                }
-            }
-        }
         let watermark = engine.watermark();
-        if states.iter().all(|s| s.idle) {
-            // All quiet: the watermark follows the wall clock from where the
-            // leading partition left it, and once the topic has been quiet
-            // for the lateness too, it passes the end of the shortest window
-            // holding the last frame, so the last minute is emitted within
-            // idle timeout + lateness of the input going quiet.
-            if let Some(lead) = engine.leading_watermark() {
-                let (since, base) = *self.quiet_since.get_or_insert((now, lead));
-                let quiet = now.duration_since(since);
-                let mut wm = base + quiet.as_secs() as Secs;
-                let cfg = engine.config();
-                if quiet.as_secs() >= cfg.lateness_secs
-                    && let Some(&kind) = cfg.kinds.iter().min()
-                {
-                    let last_ts = lead + cfg.lateness_secs as Secs;
-                    wm = wm.max(kind.end(kind.start(last_ts)));
-                }
-                engine.advance_quiet(wm);
-            }
-        } else {
-            self.quiet_since = None;
+        self.watch_outage(engine, now);
+        if self.outage.is_none() {
+            self.find_idle(engine, now);
         }
+        self.follow_quiet_topic(engine, now);
         self.changed |= engine.watermark() != watermark;
     }
 

@@ -54,7 +54,7 @@ use feed::{KafkaFeed, PartitionState};
 use state::SavedState;
 use worker::{Assigned, Batch, KafkaWorker};
 
-use crate::kafka;
+use crate::kafka::{self, Error};
 use crate::pipeline::merge;
 use crate::pipeline::worker as workers;
 use crate::pipeline::{CountPlan, PipelineError};
@@ -199,84 +199,15 @@ pub fn count_kafka(
     mut progress: impl FnMut(&Totals),
 ) -> Result<Totals, PipelineError> {
     let started = Instant::now();
-    let fail = |what: String| PipelineError::Input(std::io::Error::other(what));
-    // Statistics always: the status line's lag comes from them too (one
-    // small JSON document every 2 s, parsed on the merge thread's poll).
-    let config = consumer_config(kafka, true).map_err(fail)?;
-    let consumer: Arc<KafkaConsumer> = Arc::new(
-        config
-            .create_with_context(PartitionEnds::new(&kafka.topic))
-            .map_err(|e| fail(format!("cannot create the Kafka consumer: {e}")))?,
-    );
-    let partitions =
-        kafka::partition_count(consumer.client(), &config, &kafka.topic, kafka.connect_timeout).map_err(fail)?;
-
-    let mut checkpoints = Checkpoints {
-        output: Arc::clone(output),
-        consumer: Arc::clone(&consumer),
-        topic: kafka.topic.clone(),
-        state_topic: kafka.state_topic.clone(),
-        key: state::state_key(&kafka.group, &kafka.topic),
-        config: state::config_text(&plan.engine),
-        partitions,
-        pending: None,
-    };
-    state::ensure_topic(consumer.client(), &config, &kafka.state_topic).map_err(fail)?;
-    let saved = state::load(&consumer, &kafka.state_topic, &checkpoints.key).map_err(fail)?;
-    let mut engine = Engine::new(plan.engine.clone(), partitions as usize);
-    let starts = start_offsets(&consumer, kafka, partitions, saved.as_ref(), &checkpoints.config, &mut engine)?;
-
-    let mut queues: Vec<(i32, Queue)> = Vec::new();
-    for p in 0..partitions {
-        let queue = Queue::split(&consumer, &kafka.topic, p)
-            .ok_or_else(|| fail(format!("cannot open a queue for partition {p} of '{}'", kafka.topic)))?;
-        queues.push((p, queue));
-    }
-    // Fetch from a little before each start and skip up to it: some brokers
-    // (tansu 0.6) answer a fetch from the middle of a record batch with the
-    // next batch, which would silently skip the rest of that batch.
-    let mut assignment = TopicPartitionList::new();
-    let mut skip_below = vec![0i64; partitions as usize];
-    for (p, &start) in starts.iter().enumerate() {
-        let fetch_from = match start {
-            Offset::Offset(o) => {
-                let (low, _) = consumer
-                    .fetch_watermarks(&kafka.topic, p as i32, Duration::from_secs(30))
-                    .map_err(|e| fail(format!("cannot read the offsets of partition {p} of '{}': {e}", kafka.topic)))?;
-                skip_below[p] = o;
-                Offset::Offset((o - RESUME_LOOKBACK).max(low))
-            }
-            other => other,
-        };
-        assignment.add_partition_offset(&kafka.topic, p as i32, fetch_from).map_err(|e| fail(e.to_string()))?;
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|e| fail(format!("cannot assign the partitions of '{}': {e}", kafka.topic)))?;
-
-    let workers = plan.workers.clamp(1, partitions.max(1) as usize);
+    let Opened { consumer, mut checkpoints, mut engine, queues, mut states } = open(plan, kafka, output)?;
+    let workers = plan.workers.clamp(1, queues.len().max(1));
     let cores = workers::cores(plan.pin);
     let (tx, rx) = mpsc::sync_channel::<Batch>(workers * 8);
     let workers_stop = AtomicBool::new(false);
     let mut owned: Vec<Vec<Assigned>> = (0..workers).map(|_| Vec::new()).collect();
-    for (p, queue) in queues {
-        owned[p as usize % workers].push(Assigned { partition: p, queue, skip_below: skip_below[p as usize] });
+    for assigned in queues {
+        owned[assigned.partition as usize % workers].push(assigned);
     }
-
-    let now = Instant::now();
-    let mut states: Vec<PartitionState> = starts
-        .iter()
-        .map(|start| PartitionState {
-            at_end: false,
-            idle: false,
-            last_record: now,
-            next_offset: match start {
-                Offset::Offset(o) => Some(*o),
-                _ => None,
-            },
-            read_to: None,
-        })
-        .collect();
     let result = std::thread::scope(|scope| {
         for (w, queues) in owned.into_iter().enumerate() {
             let work = KafkaWorker {
@@ -315,6 +246,80 @@ pub fn count_kafka(
     result
 }
 
+/// A consumer ready to count: the topic's partitions known, the saved
+/// state loaded into the engine, every partition on its own queue and
+/// assigned where it starts.
+struct Opened {
+    consumer: Arc<KafkaConsumer>,
+    checkpoints: Checkpoints,
+    engine: Engine,
+    queues: Vec<Assigned>,
+    states: Vec<PartitionState>,
+}
+
+fn open(plan: &CountPlan, kafka: &KafkaPlan, output: &Arc<Output>) -> Result<Opened, Error> {
+    // Statistics always: the status line's lag comes from them too (one
+    // small JSON document every 2 s, parsed on the merge thread's poll).
+    let config = consumer_config(kafka, true)?;
+    let consumer: Arc<KafkaConsumer> = Arc::new(
+        config
+            .create_with_context(PartitionEnds::new(&kafka.topic))
+            .map_err(|e| Error::client("cannot create the Kafka consumer", e))?,
+    );
+    let partitions = kafka::partition_count(consumer.client(), &config, &kafka.topic, kafka.connect_timeout)?;
+    let checkpoints = Checkpoints {
+        output: Arc::clone(output),
+        consumer: Arc::clone(&consumer),
+        topic: kafka.topic.clone(),
+        state_topic: kafka.state_topic.clone(),
+        key: state::state_key(&kafka.group, &kafka.topic),
+        config: state::config_text(&plan.engine),
+        partitions,
+        pending: None,
+    };
+    state::ensure_topic(consumer.client(), &config, &kafka.state_topic)?;
+    let saved = state::load(&consumer, &kafka.state_topic, &checkpoints.key)?;
+    let mut engine = Engine::new(plan.engine.clone(), partitions as usize);
+    let starts = start_offsets(&consumer, kafka, partitions, saved.as_ref(), &checkpoints.config, &mut engine)?;
+    let queues = assign(&consumer, kafka, &starts)?;
+    let now = Instant::now();
+    let states = starts.iter().map(|&start| PartitionState::starting_at(start, now)).collect();
+    Ok(Opened { consumer, checkpoints, engine, queues, states })
+}
+
+/// Splits every partition's queue off the consumer, then assigns the
+/// partitions at `starts`.
+///
+/// Each is fetched from a little before its start and read up to it:
+/// some brokers (tansu 0.6) answer a fetch from the middle of a record
+/// batch with the next batch, which would silently skip the rest of that
+/// batch.
+fn assign(consumer: &Arc<KafkaConsumer>, kafka: &KafkaPlan, starts: &[Offset]) -> Result<Vec<Assigned>, Error> {
+    let topic = &kafka.topic;
+    let mut queues = Vec::with_capacity(starts.len());
+    let mut assignment = TopicPartitionList::new();
+    for (p, &start) in (0i32..).zip(starts) {
+        let queue = Queue::split(consumer, topic, p).ok_or_else(|| {
+            Error::Topic(format!("cannot open a queue for partition {p} of '{topic}': librdkafka does not know it"))
+        })?;
+        let (fetch_from, skip_below) = match start {
+            Offset::Offset(o) => {
+                let (low, _) = consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(30))
+                    .map_err(|e| Error::client(format!("cannot read the offsets of partition {p} of '{topic}'"), e))?;
+                (Offset::Offset((o - RESUME_LOOKBACK).max(low)), o)
+            }
+            other => (other, 0),
+        };
+        assignment
+            .add_partition_offset(topic, p, fetch_from)
+            .map_err(|e| Error::client(format!("cannot assign partition {p} of '{topic}'"), e))?;
+        queues.push(Assigned { partition: p, queue, skip_below });
+    }
+    consumer.assign(&assignment).map_err(|e| Error::client(format!("cannot assign the partitions of '{topic}'"), e))?;
+    Ok(queues)
+}
+
 /// Where each partition starts: its saved state (then the engine resumes
 /// it there), else the group's committed offset, else `--offset`.
 fn start_offsets(
@@ -324,8 +329,7 @@ fn start_offsets(
     saved: Option<&SavedState>,
     config: &str,
     engine: &mut Engine,
-) -> Result<Vec<Offset>, PipelineError> {
-    let fail = |what: String| PipelineError::Input(std::io::Error::other(what));
+) -> Result<Vec<Offset>, Error> {
     let mut starts = vec![kafka.start.offset(); partitions as usize];
     if let Some(saved) = saved {
         if saved.config != config {
@@ -370,14 +374,15 @@ fn start_offsets(
         return Ok(starts);
     }
     let committed = consumer.committed_offsets(list, Duration::from_secs(30)).map_err(|e| {
-        let refused = kafka::group_refusal(consumer, &kafka.group);
-        fail(refused.unwrap_or_else(|| format!("cannot read the committed offsets of group '{}': {e}", kafka.group)))
+        kafka::group_refusal(consumer, &kafka.group).unwrap_or_else(|| {
+            Error::client(format!("cannot read the committed offsets of group '{}'", kafka.group), e)
+        })
     })?;
     for e in committed.elements() {
         match e.offset() {
             Offset::Offset(o) => starts[e.partition() as usize] = Offset::Offset(o),
             _ if kafka.start == StartAt::Stored => {
-                return Err(fail(format!(
+                return Err(Error::Start(format!(
                     "partition {} of '{}' has no saved state or committed offset for group '{}': pass --offset \
                      beginning or --offset end to say where to start",
                     e.partition(),
@@ -393,7 +398,7 @@ fn start_offsets(
 
 /// The consumer's configuration; `statistics` turns on librdkafka's
 /// statistics (for the consumer-lag metric) unless `-X` sets them.
-fn consumer_config(kafka: &KafkaPlan, statistics: bool) -> Result<ClientConfig, String> {
+fn consumer_config(kafka: &KafkaPlan, statistics: bool) -> Result<ClientConfig, Error> {
     let stats: &[(&str, &str)] = if statistics { &[("statistics.interval.ms", STATISTICS_INTERVAL_MS)] } else { &[] };
     kafka::client_config(
         &kafka.brokers,

@@ -34,7 +34,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 
-use crate::kafka::block_on;
+use crate::kafka::{Error, block_on};
 use crate::window::engine::{Checkpoint, EmittedWindow, EngineConfig, StreamState};
 use crate::window::{Secs, WindowKind};
 
@@ -187,28 +187,31 @@ impl SavedState {
 
 /// Creates the state topic (one partition, compacted) unless `client` sees
 /// it; `config` makes the admin client when it must be created.
-pub fn ensure_topic<C: ClientContext>(client: &Client<C>, config: &ClientConfig, topic: &str) -> Result<(), String> {
-    let exists = || -> Result<bool, String> {
+pub fn ensure_topic<C: ClientContext>(client: &Client<C>, config: &ClientConfig, topic: &str) -> Result<(), Error> {
+    let exists = || -> Result<bool, Error> {
         let metadata = client
             .fetch_metadata(Some(topic), TIMEOUT)
-            .map_err(|e| format!("cannot read metadata of state topic '{topic}': {e}"))?;
+            .map_err(|e| Error::client(format!("cannot read metadata of state topic '{topic}'"), e))?;
         Ok(metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
     };
     if exists()? {
         return Ok(());
     }
     let admin: AdminClient<DefaultClientContext> =
-        config.create().map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
+        config.create().map_err(|e| Error::client("cannot create a Kafka admin client", e))?;
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
     let results = block_on(admin.create_topics([&new], &AdminOptions::new().operation_timeout(Some(TIMEOUT))))
-        .map_err(|e| format!("cannot create state topic '{topic}': {e}"))?;
+        .map_err(|e| Error::client(format!("cannot create state topic '{topic}'"), e))?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((_, code)) => {
-                return Err(format!(
-                    "cannot create state topic '{topic}': {code} (create it with one partition, or name another \
-                     with --state-topic)"
+                return Err(Error::client(
+                    format!(
+                        "cannot create state topic '{topic}' (create it with one partition, or name another with \
+                         --state-topic)"
+                    ),
+                    KafkaError::AdminOp(code),
                 ));
             }
         }
@@ -218,7 +221,9 @@ pub fn ensure_topic<C: ClientContext>(client: &Client<C>, config: &ClientConfig,
     let deadline = std::time::Instant::now() + TIMEOUT;
     while !exists()? {
         if std::time::Instant::now() >= deadline {
-            return Err(format!("created state topic '{topic}', but it is still missing from the metadata"));
+            return Err(Error::Topic(format!(
+                "created state topic '{topic}', but it is still missing from the metadata"
+            )));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -232,17 +237,18 @@ pub fn load<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
     key: &str,
-) -> Result<Option<SavedState>, String> {
+) -> Result<Option<SavedState>, Error> {
     let (low, high) = consumer
         .fetch_watermarks(topic, 0, TIMEOUT)
-        .map_err(|e| format!("cannot read the offsets of state topic '{topic}': {e}"))?;
+        .map_err(|e| Error::client(format!("cannot read the offsets of state topic '{topic}'"), e))?;
     // Read backwards in growing steps until a record with `key` turns up.
     let (mut end, mut step) = (high, 64i64);
     while end > low {
         let start = (end - step).max(low);
         let mut list = TopicPartitionList::new();
-        list.add_partition_offset(topic, 0, Offset::Offset(start)).map_err(|e| e.to_string())?;
-        consumer.assign(&list).map_err(|e| format!("cannot read state topic '{topic}': {e}"))?;
+        let reading = || format!("cannot read state topic '{topic}'");
+        list.add_partition_offset(topic, 0, Offset::Offset(start)).map_err(|e| Error::client(reading(), e))?;
+        consumer.assign(&list).map_err(|e| Error::client(reading(), e))?;
         let mut found = None;
         loop {
             match consumer.poll(TIMEOUT) {
@@ -253,17 +259,26 @@ pub fn load<C: ConsumerContext>(
                     }
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => break,
-                Some(Err(e)) => return Err(format!("reading state topic '{topic}': {e}")),
-                None => return Err(format!("reading state topic '{topic}': no answer in {}s", TIMEOUT.as_secs())),
+                Some(Err(e)) => return Err(Error::client(reading(), e)),
+                None => {
+                    return Err(Error::Connect(format!(
+                        "reading state topic '{topic}': no answer in {} s",
+                        TIMEOUT.as_secs()
+                    )));
+                }
             }
         }
         if let Some(text) = found {
-            consumer.unassign().map_err(|e| format!("cannot read state topic '{topic}': {e}"))?;
-            return SavedState::decode(&text).map(Some).map_err(|e| format!("state topic '{topic}', key '{key}': {e}"));
+            consumer.unassign().map_err(|e| Error::client(reading(), e))?;
+            return SavedState::decode(&text).map(Some).map_err(|reason| Error::SavedState {
+                topic: topic.to_string(),
+                key: key.to_string(),
+                reason,
+            });
         }
         (end, step) = (start, step * 4);
     }
-    consumer.unassign().map_err(|e| format!("cannot read state topic '{topic}': {e}"))?;
+    consumer.unassign().map_err(|e| Error::client(format!("cannot read state topic '{topic}'"), e))?;
     Ok(None)
 }
 
