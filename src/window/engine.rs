@@ -36,6 +36,12 @@ use super::clock::{Clock, Decision, Event};
 use super::{Secs, WindowKind};
 use crate::count::UidSet;
 
+mod emission;
+mod saved;
+
+pub use emission::Emission;
+pub use saved::{Checkpoint, EmittedWindow, StreamState};
+
 /// Default watermark bound: 99.9 % of frames arrive within 5 s.
 pub const DEFAULT_LATENESS_SECS: u64 = 5;
 /// Default time a closed window still accepts late frames.
@@ -84,92 +90,6 @@ impl Default for EngineConfig {
             quarantine_secs: DEFAULT_QUARANTINE_SECS,
             max_open_windows: DEFAULT_MAX_OPEN_WINDOWS,
         }
-    }
-}
-
-/// A point to re-read a stream from, with its clock's state there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checkpoint {
-    /// First offset to read again.
-    pub offset: u64,
-    /// The stream's highest admitted ts before `offset`; `None` when the
-    /// stream had not finished its warm-up (it warms up again).
-    pub max_ts: Option<Secs>,
-}
-
-/// What a restart needs to know about one stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamState {
-    /// Where to read again.
-    pub resume: Checkpoint,
-    /// Windows with `end + allowed_lateness <= final_before` were final:
-    /// their frames are skipped on re-reading.
-    pub final_before: Option<Secs>,
-    /// Offsets below this were read before; of those, frames of final
-    /// windows are skipped silently (counted as `reread`), later ones are
-    /// too late.
-    pub read_to: u64,
-}
-
-/// What an open window had emitted when a checkpoint was taken. A run
-/// resumed from that checkpoint goes on from there: the window's frames are
-/// read again, but the records it already sent are not, and its next record
-/// is revision `revisions`, sent only if its count differs from `last`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EmittedWindow {
-    /// Window kind.
-    pub kind: WindowKind,
-    /// Window start, unix seconds.
-    pub start: Secs,
-    /// Records sent so far (revisions 0 to `revisions - 1`).
-    pub revisions: u32,
-    /// (unique_users, frames) of the last record sent; `None` when unknown
-    /// (a state saved by kuniq 0.1 before this was kept).
-    pub last: Option<(u64, u64)>,
-    /// Stages completed; a resumed window completes them again without a
-    /// record.
-    pub stages: u32,
-}
-
-/// One output record: a window's count at one revision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Emission {
-    /// Window kind.
-    pub kind: WindowKind,
-    /// Window start, unix seconds.
-    pub start: Secs,
-    /// Window end (exclusive), unix seconds.
-    pub end: Secs,
-    /// Distinct uids.
-    pub unique_users: u64,
-    /// Frames counted into the window.
-    pub frames: u64,
-    /// 0 for the first emission, +1 for each update.
-    pub revision: u32,
-}
-
-impl Emission {
-    /// The record's value as one line of JSON (no newline), per the output
-    /// contract.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        use std::io::Write;
-        // Writing to a Vec cannot fail.
-        let _ = write!(
-            out,
-            r#"{{"window":"{}","start":{},"end":{},"unique_users":{},"frames":{},"revision":{},"estimator":"exact"}}"#,
-            self.kind.name(),
-            self.start,
-            self.end,
-            self.unique_users,
-            self.frames,
-            self.revision
-        );
-    }
-
-    /// The record key identifying the window, e.g. `minute:1468244400`; a
-    /// compacted topic keeps the latest revision per key.
-    pub fn key(&self) -> String {
-        format!("{}:{}", self.kind.name(), self.start)
     }
 }
 
