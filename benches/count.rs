@@ -156,7 +156,7 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group("uid_hash");
         // Per uid: one call per frame in a real run.
         group.throughput(Throughput::Elements(uids.len() as u64));
-        group.bench_function("ahash_19_byte_uids", |b| {
+        group.bench_function("xxh3_19_byte_uids", |b| {
             b.iter(|| {
                 let mut acc = 0u64;
                 for uid in &uids {

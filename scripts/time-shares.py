@@ -9,7 +9,7 @@ scripts/profile-kafka.sh in target/flamegraph/kuniq-kafka.folded.
 Each sample goes to one group:
 1. walking from the leaf towards the root, up to the first kernel entry,
    the first frame that matches decides:
-   - hashing:  ahash (the uid hash), hashbrown (the per-window u64 sets),
+   - hashing:  twox_hash (XXH3, the uid hash; ahash before), hashbrown (the per-window u64 sets),
                kuniq::count (UidSet);
    - scanning: kuniq::frame::* (the scan parser, its SIMD lexing and
                grammar passes, number and string checks);
@@ -32,7 +32,7 @@ import re
 import sys
 
 KAFKA = re.compile(r"rdkafka|rd_kafka|librdkafka|kuniq::kafka::")
-HASHING = re.compile(r"ahash|AHasher|hashbrown|RawTable|find_or_find_insert_slot|find_insert_slot|"
+HASHING = re.compile(r"twox_hash|XxHash3|ahash|AHasher|hashbrown|RawTable|find_or_find_insert_slot|find_insert_slot|"
                      r"prepare_insert_slot|insert_in_slot|reserve_rehash|kuniq::count::")
 PIPELINE_WRAPPERS = ("next_chunk_gated", "worker_loop", "parse_chunk")
 KERNEL_ENTRY = re.compile(r"^(entry_SYSCALL|asm_exc_|asm_sysvec_|asm_common_interrupt|"
