@@ -114,7 +114,45 @@ impl UidSet {
     pub fn state_bytes(&self) -> usize {
         self.shards.iter().map(|s| s.allocation_size()).sum()
     }
+
+    /// The hashes, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.shards.iter().flat_map(|s| s.iter().copied())
+    }
+
+    /// The hashes in ascending order (a canonical form: equal sets give
+    /// equal lists).
+    pub fn sorted(&self) -> Vec<u64> {
+        let mut hashes: Vec<u64> = self.iter().collect();
+        hashes.sort_unstable();
+        hashes
+    }
+
+    /// Adds every hash of `other`: the set becomes the union.
+    pub fn union_with(&mut self, other: &UidSet) {
+        for hash in other.iter() {
+            self.insert(hash);
+        }
+    }
 }
+
+impl FromIterator<u64> for UidSet {
+    fn from_iter<I: IntoIterator<Item = u64>>(hashes: I) -> UidSet {
+        let mut set = UidSet::new();
+        for hash in hashes {
+            set.insert(hash);
+        }
+        set
+    }
+}
+
+impl PartialEq for UidSet {
+    fn eq(&self, other: &UidSet) -> bool {
+        self.len == other.len && self.iter().all(|h| other.contains(h))
+    }
+}
+
+impl Eq for UidSet {}
 
 #[cfg(test)]
 mod tests {

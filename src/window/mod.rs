@@ -11,9 +11,11 @@
 //! - [`WindowKind`]: minute, hour, day, week (ISO, Monday), month, year.
 //! - [`clock`]: one stream's watermark, with warm-up and quarantine.
 //! - [`engine`]: the windows of every kind, fed by one parse per frame.
+//! - [`state`]: a window's state as data: encoded, merged.
 
 pub mod clock;
 pub mod engine;
+pub mod state;
 
 use std::fmt;
 
