@@ -33,6 +33,7 @@
 //! records, it never invents different ones or loses a window.
 
 use super::clock::{Clock, Decision, Event};
+use super::state::{self, Part, WindowState};
 use super::{Secs, WindowKind};
 use crate::count::UidSet;
 
@@ -144,6 +145,9 @@ struct Window {
     silent_below: u32,
     /// Per stream that sent frames here: the checkpoint before its first.
     firsts: Vec<(u32, Checkpoint)>,
+    /// A window restored from saved state: per stream, the offset below
+    /// which its frames are already in (read again, they are skipped).
+    covered: Vec<(u32, u64)>,
 }
 
 impl Window {
@@ -159,7 +163,75 @@ impl Window {
             revisions: 0,
             silent_below: 0,
             firsts: Vec::new(),
+            covered: Vec::new(),
         }
+    }
+
+    /// The window's state as data, covering each stream's frames below its
+    /// offset in `positions`. Stages completed so far are folded into stage
+    /// 0 (the set holds them together); stage `s` above holds the late
+    /// frames still waiting for it.
+    fn to_state(&self, kind: WindowKind, positions: &[(u32, u64)]) -> WindowState {
+        let mut stages = vec![state::Stage { users: self.set.clone(), frames: self.frames }];
+        for &(stage, hash) in &self.held {
+            if stages.len() <= stage as usize {
+                stages.resize_with(stage as usize + 1, state::Stage::default);
+            }
+            let s = &mut stages[stage as usize];
+            s.users.insert(hash);
+            s.frames += 1;
+        }
+        // A stream read again after a restore has its frames in up to where
+        // the saved state said, even before this run has read that far.
+        let covers = positions
+            .iter()
+            .map(|&(stream, position)| {
+                let before = self.covered.iter().find(|c| c.0 == stream).map_or(0, |c| c.1);
+                (stream, position.max(before))
+            })
+            .collect();
+        WindowState {
+            kind,
+            start: self.start,
+            parts: vec![Part { covers, stages }],
+            emitted: state::Emitted {
+                revisions: self.revisions,
+                stages: self.next_stage.max(self.silent_below),
+                last: self.emitted,
+            },
+        }
+    }
+
+    /// A window restored from `saved` (one process's part, as
+    /// [`Window::to_state`] writes it).
+    fn from_state(saved: &WindowState, end: Secs) -> Window {
+        let mut w = Window::new(saved.start, end);
+        for part in &saved.parts {
+            for (stage, s) in part.stages.iter().enumerate() {
+                if stage == 0 {
+                    w.set.union_with(&s.users);
+                    w.frames += s.frames;
+                    continue;
+                }
+                // Held late frames are one entry per frame: each user once,
+                // and the stage's other frames as repeats of one of them.
+                let mut hashes = s.users.sorted().into_iter();
+                let first = hashes.next();
+                w.held.extend(first.into_iter().chain(hashes).map(|h| (stage as u32, h)));
+                let repeats = s.frames.saturating_sub(s.users.len());
+                w.held.extend(first.into_iter().cycle().take(repeats as usize).map(|h| (stage as u32, h)));
+            }
+            for &(stream, to) in &part.covers {
+                match w.covered.iter_mut().find(|c| c.0 == stream) {
+                    Some(c) => c.1 = c.1.max(to),
+                    None => w.covered.push((stream, to)),
+                }
+            }
+        }
+        w.next_stage = saved.emitted.stages;
+        w.revisions = saved.emitted.revisions;
+        w.emitted = saved.emitted.last;
+        w
     }
 
     /// A window that goes on from what it had emitted before a restart.
@@ -366,17 +438,66 @@ impl Engine {
         self.watermark.max(self.resumed_watermark)
     }
 
+    /// The open windows a checkpoint saves as data ([`saves_window`]
+    /// kinds), each covering every stream's frames below its offset in
+    /// `positions` (the stream's next offset to read). Pair it with
+    /// [`Engine::stream_state`] with `windows_saved` set.
+    pub fn saved_windows(&self, positions: &[(u32, u64)]) -> Vec<WindowState> {
+        // Frames the clock still holds (a warm-up, or a jump waiting for
+        // confirmation) are read but in no window yet. The clock holds only
+        // a stream's latest frames, in a row, so a window covers the stream
+        // up to the first of them.
+        let decided: Vec<(u32, u64)> = positions
+            .iter()
+            .map(|&(stream, position)| {
+                let held =
+                    self.streams.get(stream as usize).and_then(|s| s.clock.held().iter().map(|e| e.offset).min());
+                (stream, held.map_or(position, |h| h.min(position)))
+            })
+            .collect();
+        self.kinds
+            .iter()
+            .filter(|k| saves_window(k.kind))
+            .flat_map(|k| k.windows.iter().map(|w| w.to_state(k.kind, &decided)))
+            .collect()
+    }
+
+    /// Reopens windows saved by [`Engine::saved_windows`] (of this or an
+    /// earlier run with the same configuration), with their frames, held
+    /// late frames, completed stages and records sent. Frames read again
+    /// below what a window covers are skipped for it. Call after
+    /// [`Engine::resume_windows`] and before feeding any stream; windows of
+    /// kinds not counted are ignored.
+    pub fn resume_saved_windows(&mut self, saved: &[WindowState]) {
+        for state in saved {
+            let Some(k) = self.kinds.iter_mut().find(|k| k.kind == state.kind) else {
+                continue;
+            };
+            k.resumed.remove(&state.start);
+            let at = k.windows.partition_point(|w| w.start < state.start);
+            if k.windows.get(at).is_some_and(|w| w.start == state.start) {
+                continue;
+            }
+            k.windows.insert(at, Window::from_state(state, k.kind.end(state.start)));
+        }
+    }
+
     /// Where `stream` can be read again so that a resumed engine emits the
     /// same records, given that every frame before `position` was fed; `None`
-    /// when the stream has had no frame (nothing to save).
-    pub fn stream_state(&self, stream: usize, position: u64) -> Option<StreamState> {
+    /// when the stream has had no frame (nothing to save). With
+    /// `windows_saved` (the checkpoint holds [`Engine::saved_windows`]), only
+    /// the windows not saved hold the resume point back: a restart reads
+    /// again from near the minute windows' frontier, not from the start of
+    /// the day or year.
+    pub fn stream_state(&self, stream: usize, position: u64, windows_saved: bool) -> Option<StreamState> {
         let s = &self.streams[stream];
         s.origin?;
         let mut resume = match s.clock.max_ts() {
             Some(max_ts) if s.clock.held().is_empty() => Checkpoint { offset: position, max_ts: Some(max_ts) },
             _ => s.restart_point(position),
         };
-        for w in self.kinds.iter().flat_map(|k| &k.windows) {
+        let kept = self.kinds.iter().filter(|k| !(windows_saved && saves_window(k.kind)));
+        for w in kept.flat_map(|k| &k.windows) {
             if let Some(&(_, first)) = w.firsts.iter().find(|f| f.0 == stream as u32)
                 && first.offset < resume.offset
             {
@@ -593,6 +714,10 @@ impl Engine {
                 }
             };
             let w = &mut kind.windows[at];
+            if !w.covered.is_empty() && w.covered.iter().any(|&(s, to)| s == stream as u32 && ev.offset < to) {
+                // Restored with this frame already in.
+                continue;
+            }
             if wm < end {
                 w.set.insert(ev.hash);
                 w.frames += 1;
@@ -678,6 +803,13 @@ impl Engine {
             }
         }
     }
+}
+
+/// True for the kinds whose open windows checkpoints save as data
+/// ([`Engine::saved_windows`]): every kind longer than a minute. Minute
+/// windows are read again after a restart instead (a few minutes of input).
+pub fn saves_window(kind: WindowKind) -> bool {
+    kind != WindowKind::Minute
 }
 
 /// Frees the oldest open window of `kind` after completing all its stages

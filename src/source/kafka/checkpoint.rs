@@ -53,7 +53,7 @@ impl Checkpoints {
         let streams: Vec<(i32, StreamState)> = (0..self.partitions)
             .filter_map(|p| {
                 let position = states[p as usize].next_offset?;
-                engine.stream_state(p as usize, position as u64).map(|s| (p, s))
+                engine.stream_state(p as usize, position as u64, false).map(|s| (p, s))
             })
             .collect();
         if streams.is_empty() {

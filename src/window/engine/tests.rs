@@ -273,31 +273,36 @@ fn shuffle(order: &mut [usize], seed: u64) {
     }
 }
 
-/// What a checkpoint saves: every stream's state, the global watermark and
-/// what the open windows emitted.
-type Saved = (Vec<Option<StreamState>>, Option<Secs>, Vec<EmittedWindow>);
+/// What a checkpoint saves: every stream's state, the global watermark,
+/// what the open windows emitted, and (when windows are saved) the open
+/// windows longer than a minute as data.
+type Saved = (Vec<Option<StreamState>>, Option<Secs>, Vec<EmittedWindow>, Vec<WindowState>);
 
 /// Runs the engine over `streams`, restarting it from saved states after
 /// each cut: the first run feeds `order` until `cuts[0]` frames; every later
 /// run resumes each stream from its checkpoint and feeds the rest in an
 /// order shuffled by `resume_seed`, until its own cut (the last run, to the
-/// end). Returns the records of every run, in emission order.
+/// end). With `save_windows`, checkpoints hold the windows longer than a
+/// minute as data. Returns the records of every run, in emission order,
+/// and the resume offsets of every checkpoint.
 fn run_with_restarts(
     cfg: &EngineConfig,
     streams: &[Vec<(Secs, u64)>],
     order: &[usize],
     cuts: &[usize],
     resume_seed: u64,
-) -> Vec<Vec<Emission>> {
+    save_windows: bool,
+) -> (Vec<Vec<Emission>>, Vec<Vec<Option<u64>>>) {
     let event = |s: usize, i: usize| Event { ts: streams[s][i].0, hash: streams[s][i].1, offset: i as u64 };
     let mut runs = Vec::new();
+    let mut resumes = Vec::new();
     let mut saved: Option<Saved> = None;
     for run in 0..=cuts.len() {
         let mut engine = Engine::new(cfg.clone(), streams.len());
         let mut from = vec![0usize; streams.len()];
         let feed: Vec<usize> = match &saved {
             None => order.to_vec(),
-            Some((states, watermark, emitted)) => {
+            Some((states, watermark, emitted, windows)) => {
                 for (s, state) in states.iter().enumerate() {
                     if let Some(state) = state {
                         engine.resume_stream(s, *state);
@@ -305,6 +310,7 @@ fn run_with_restarts(
                     }
                 }
                 engine.resume_windows(emitted);
+                engine.resume_saved_windows(windows);
                 if let Some(wm) = watermark {
                     engine.resume_watermark(*wm);
                 }
@@ -327,18 +333,30 @@ fn run_with_restarts(
         } else {
             let states: Vec<Option<StreamState>> = (0..streams.len())
                 .map(|s| {
-                    let state = engine.stream_state(s, from[s] as u64);
+                    let state = engine.stream_state(s, from[s] as u64, save_windows);
                     if let Some(state) = state {
                         assert!(state.resume.offset <= from[s] as u64, "a checkpoint is never ahead of what was read");
                     }
-                    state.or_else(|| saved.as_ref().and_then(|(old, _, _)| old[s]))
+                    state.or_else(|| saved.as_ref().and_then(|(old, _, _, _)| old[s]))
                 })
                 .collect();
-            saved = Some((states, engine.saved_watermark(), engine.emitted_windows()));
+            resumes.push(states.iter().map(|s| s.map(|s| s.resume.offset)).collect());
+            let positions: Vec<(u32, u64)> = (0..streams.len()).map(|s| (s as u32, from[s] as u64)).collect();
+            // Encoded and decoded, as a checkpoint stores them.
+            let windows = if save_windows {
+                engine
+                    .saved_windows(&positions)
+                    .iter()
+                    .map(|w| WindowState::decode(&w.encode()).expect("a state decodes"))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            saved = Some((states, engine.saved_watermark(), engine.emitted_windows(), windows));
         }
         runs.push(out);
     }
-    runs
+    (runs, resumes)
 }
 
 proptest! {
@@ -356,6 +374,7 @@ proptest! {
         allowed in 0u64..120,
         interval in 1u64..20,
         hours in any::<bool>(),
+        save_windows in any::<bool>(),
         cut_per_mille in 0usize..=1000,
         order_seed in any::<u64>(),
         resume_seed in any::<u64>(),
@@ -404,7 +423,7 @@ proptest! {
             Some(k) => vec![cut, k],
             None => vec![cut],
         };
-        let runs = run_with_restarts(&cfg, &streams, &order, &cuts, resume_seed);
+        let (runs, _) = run_with_restarts(&cfg, &streams, &order, &cuts, resume_seed, save_windows);
 
         let reference: BTreeMap<(WindowKind, Secs, u32), Emission> =
             whole.iter().map(|e| ((e.kind, e.start, e.revision), *e)).collect();
@@ -418,6 +437,29 @@ proptest! {
         }
         prop_assert_eq!(seen, reference, "every record of the uninterrupted run, after the restarts");
     }
+}
+
+/// Saving the windows longer than a minute moves the restart's re-read
+/// from the start of the day to the minute windows' frontier: lateness,
+/// allowed lateness, a minute and the delayed frames' spread of event time
+/// before the cut. The records are the same either way (and the same as an
+/// uninterrupted run's: the property test above).
+#[test]
+fn saved_windows_resume_near_the_minute_frontier() {
+    let cfg = config(5, 60, 5, vec![WindowKind::Minute, WindowKind::Hour, WindowKind::Day]);
+    let delay = 20;
+    let frames = stream(30_000, 2, delay, 5, 500, 7);
+    let order = vec![0; frames.len()];
+    let cut = frames.len() * 9 / 10;
+    let (kept, resumes_kept) = run_with_restarts(&cfg, std::slice::from_ref(&frames), &order, &[cut], 1, false);
+    let (saved, resumes_saved) = run_with_restarts(&cfg, std::slice::from_ref(&frames), &order, &[cut], 1, true);
+    assert_eq!(resumes_kept[0][0], Some(0), "without saved windows, the day is read again from its first frame");
+    let resume = resumes_saved[0][0].expect("a resume point") as usize;
+    let back = frames[cut - 1].0 - frames[resume].0;
+    assert!(back <= 5 + 60 + 60 + delay, "read again from {back} s of event time before the cut");
+    assert!(cut - resume < 1_000, "{} frames read again", cut - resume);
+    let records = |runs: Vec<Vec<Emission>>| sorted(runs.into_iter().flatten().collect());
+    assert_eq!(records(saved), records(kept));
 }
 
 #[test]
@@ -697,7 +739,7 @@ fn a_restart_after_forced_windows_skips_them() {
         (0..24).map(|i| Event { ts: minute + 60 * (i / 3) + 1, hash: 100 + i as u64, offset: i as u64 }).collect();
     engine.observe_batch(1, &later);
     assert_eq!(engine.stats().windows_forced, 5);
-    let state = engine.stream_state(1, later.len() as u64).unwrap();
+    let state = engine.stream_state(1, later.len() as u64, false).unwrap();
     let forced_end = minute + 60 * 5;
     // A window is final for a resumed run when end + allowed <= final_before.
     assert!(forced_end + 60 <= state.final_before.unwrap(), "forced windows are final in the saved state: {state:?}");
