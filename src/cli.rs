@@ -162,8 +162,9 @@ pub struct KafkaArgs {
     #[arg(long, value_name = "TOPIC", default_value = crate::source::kafka::state::DEFAULT_STATE_TOPIC)]
     pub state_topic: String,
 
-    /// Time between checkpoints (state saved, offsets committed); a restart
-    /// re-reads at most the open windows' frames plus this much.
+    /// Time between checkpoints (open windows longer than a minute and the
+    /// state saved, offsets committed); a restart re-reads at most the open
+    /// minute windows' frames plus this much.
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub commit_interval: String,
 

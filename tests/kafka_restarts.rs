@@ -227,3 +227,161 @@ fn two_restarts_in_a_row_send_each_revision_once() {
     let minute_m: BTreeMap<_, _> = all.range((MINUTE, 0)..(MINUTE + 1, 0)).map(|(k, v)| (*k, *v)).collect();
     assert_eq!(minute_m, want, "minute M: each revision once, as the first run sent it; all: {all:?}");
 }
+
+/// 2016-07-11 00:00 UTC: the day of the retention test.
+const DAY: u64 = 1_468_195_200;
+
+/// Line `n` of the day: a frame every 10 s of event time, 3,000 users
+/// shared between the partitions; `kuniq produce` sends line `n` to
+/// partition `n % 2`, at offset `n / 2`.
+fn day_line(n: u64) -> String {
+    format!("{{\"uid\":\"user-{}\",\"ts\":{}}}\n", (n * 7919) % 3000, DAY + n * 10)
+}
+
+/// The newest value under `key` in `topic` (partition 0), read with a
+/// plain consumer: the state topic also holds binary chunks.
+fn latest_state(brokers: &str, topic: &str, key: &str) -> Option<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "kuniq-test-state-reader")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&list).unwrap();
+    let mut latest = None;
+    loop {
+        match consumer.poll(Duration::from_secs(10)) {
+            Some(Ok(m)) if m.key() == Some(key.as_bytes()) => {
+                latest = Some(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+            }
+            Some(Ok(_)) => {}
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | None => return latest,
+            Some(Err(e)) => panic!("reading state topic {topic}: {e}"),
+        }
+    }
+}
+
+/// Deletes the records of `topic`'s partitions below `offsets` (as
+/// retention would).
+fn delete_records(brokers: &str, topic: &str, offsets: &[i64]) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let mut list = TopicPartitionList::new();
+    for (p, &offset) in offsets.iter().enumerate() {
+        list.add_partition_offset(topic, p as i32, Offset::Offset(offset)).unwrap();
+    }
+    let done = kuniq::kafka::block_on(admin.delete_records(&list, &AdminOptions::new())).expect("DeleteRecords");
+    for e in done.elements() {
+        assert!(e.error().is_ok(), "DeleteRecords on partition {}: {:?}", e.partition(), e.error());
+    }
+}
+
+/// A crash mid-day after retention deleted the day's morning: the first run
+/// counts six hours of a day (minute and day windows) and saves the open day
+/// window with its checkpoints; it is killed (`signal`); every record more
+/// than an hour older than its frontier is deleted; two more hours arrive and
+/// a second run reads to the end. The day's count must be exact, and the
+/// second run must have read again only the last minutes before the crash.
+fn day_survives_a_crash_after_retention(signal: &str) {
+    let broker = ApacheKafka::shared();
+    let (input, output, group, state) = (unique("day-in"), unique("day-out"), unique("day"), unique("day-state"));
+    broker.create_topic(&input, 2);
+    broker.create_topic(&output, 1);
+    let args = [
+        "-b",
+        &broker.addr,
+        "-t",
+        &input,
+        "-G",
+        &group,
+        "-o",
+        &output,
+        "--state-topic",
+        &state,
+        "--offset",
+        "beginning",
+        "--windows",
+        "minute,day",
+        "--lateness",
+        "1",
+        "--allowed-lateness",
+        "20",
+        "--revision-interval",
+        "5",
+        "--idle-timeout",
+        "1s",
+        "--commit-interval",
+        "200ms",
+        "--status-interval",
+        "200ms",
+    ];
+    let morning: u64 = 6 * 360; // six hours of lines
+    let evening: u64 = 2 * 360;
+    produce(broker, &input, &(0..morning).map(day_line).collect::<String>());
+
+    // First run, until a checkpoint covers every line with the day saved.
+    let (mut child, rx) = spawn_count(&args);
+    let key = format!("{group}/{input}");
+    let per_partition = morning / 2;
+    wait_for(Duration::from_secs(90), "a checkpoint of every line, with the day window", || {
+        latest_state(&broker.addr, &state, &key).is_some_and(|text| {
+            text.contains(" windows=")
+                && (0..2).all(|p| {
+                    text.contains(&format!(" p{p}=")) && {
+                        let field = text.split_whitespace().find(|f| f.starts_with(&format!("p{p}="))).unwrap();
+                        field.split(&['=', ':'][..]).nth(2) == Some(&per_partition.to_string())
+                    }
+                })
+        })
+    });
+    assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success());
+    child.wait().unwrap();
+    drop(rx);
+
+    // Retention: everything more than an hour of event time before the
+    // first run's frontier is gone.
+    let keep_from = (morning - 360) / 2;
+    delete_records(&broker.addr, &input, &[keep_from as i64, keep_from as i64]);
+
+    produce(broker, &input, &(morning..morning + evening).map(day_line).collect::<String>());
+    let mut to_end = args.to_vec();
+    to_end.extend(["-e", "--summary", "json"]);
+    let out = kuniq(&[&["count", "--progress", "never"][..], &to_end].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_str(stderr.lines().rev().find(|l| l.starts_with('{')).expect("a JSON summary")).unwrap();
+    let read_again = summary["frames"].as_u64().unwrap() - evening;
+    // Lateness, allowed lateness, a minute and a commit interval of event
+    // time before the crash, on two partitions: 8 lines a minute.
+    assert!(read_again <= 24, "the second run read {read_again} lines of the morning again:\n{stderr}");
+
+    let lines: Vec<String> = (0..morning + evening).map(day_line).collect();
+    let users: std::collections::HashSet<&str> = lines.iter().map(|l| l.split('"').nth(3).expect("a uid")).collect();
+    let mut day = None;
+    for (_, value) in topic_records(&broker.addr, &output, true) {
+        let v: serde_json::Value = serde_json::from_str(&value).unwrap();
+        if v["window"] == "day" {
+            day = Some((v["unique_users"].as_u64().unwrap(), v["frames"].as_u64().unwrap()));
+        }
+    }
+    assert_eq!(day, Some((users.len() as u64, morning + evening)), "the day's last record");
+}
+
+#[test]
+fn a_day_survives_kill_9_after_retention_deleted_its_morning() {
+    day_survives_a_crash_after_retention("-KILL");
+}
+
+#[test]
+fn a_day_survives_sigterm_after_retention_deleted_its_morning() {
+    day_survives_a_crash_after_retention("-TERM");
+}

@@ -1,9 +1,11 @@
 //! Checkpoints of a Kafka run: every `--commit-interval` (and when the run
-//! ends) the state of every partition goes to the state topic once the
-//! records emitted before it are acknowledged, then the group's offsets are
-//! committed for monitoring. With `--exactly-once`, records, state and
-//! offsets of each interval are one transaction.
+//! ends) the open windows longer than a minute, then the state of every
+//! partition, go to the state topic once the records emitted before them
+//! are acknowledged (see [`super::state`]), then the group's offsets are
+//! committed for monitoring. With `--exactly-once`, records, windows,
+//! state and offsets of each interval are one transaction.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerGroupMetadata};
@@ -11,14 +13,14 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 
 use super::KafkaConsumer;
 use super::feed::PartitionState;
-use super::state::SavedState;
+use super::state::{self, SavedState};
 use crate::kafka::Error;
 use crate::pipeline::PipelineError;
 use crate::sink::Sink;
 use crate::sink::kafka::Output;
 use crate::window::engine::{Engine, StreamState};
 
-/// Saves checkpoints: state record, then group offsets.
+/// Saves checkpoints: saved windows, state record, then group offsets.
 pub(super) struct Checkpoints {
     pub(super) output: Arc<Output>,
     pub(super) consumer: Arc<KafkaConsumer>,
@@ -27,34 +29,44 @@ pub(super) struct Checkpoints {
     pub(super) key: String,
     pub(super) config: String,
     pub(super) partitions: i32,
+    /// The next checkpoint's generation (its saved windows' chunks go to
+    /// slot `generation % 2`).
+    pub(super) generation: u64,
     /// A checkpoint taken but not written yet (at least once mode).
     pub(super) pending: Option<Pending>,
 }
 
-/// A checkpoint on its way: its state record is written once the records
-/// emitted before it are acknowledged, its offsets committed once the state
-/// record is.
+/// A checkpoint's records, in the order they are written: the saved
+/// windows' chunks, then the state record naming them.
+pub(super) struct Snapshot {
+    chunks: Vec<(String, Vec<u8>)>,
+    state: (String, Vec<u8>),
+    offsets: TopicPartitionList,
+}
+
+/// A checkpoint on its way: each batch of records (the windows' chunks,
+/// then the state record) is sent once everything sent before it is
+/// acknowledged, and the offsets are committed once the state record is.
 pub(super) struct Pending {
-    pub(super) value: String,
-    pub(super) offsets: TopicPartitionList,
-    /// Records sent before the checkpoint.
-    pub(super) records: usize,
-    /// Records sent up to and including the state record, once sent.
-    pub(super) written: Option<usize>,
+    batches: VecDeque<Vec<(String, Vec<u8>)>>,
+    offsets: TopicPartitionList,
+    /// Records sent before the next batch may go.
+    wait_for: usize,
 }
 
 impl Checkpoints {
-    /// The state of every partition that has one, and the matching offsets.
+    /// The state of every partition that has one, the open windows longer
+    /// than a minute, and the matching offsets.
     pub(super) fn snapshot(
-        &self,
+        &mut self,
         engine: &Engine,
         states: &[PartitionState],
-    ) -> Result<Option<(String, TopicPartitionList)>, PipelineError> {
-        let streams: Vec<(i32, StreamState)> = (0..self.partitions)
-            .filter_map(|p| {
-                let position = states[p as usize].next_offset?;
-                engine.stream_state(p as usize, position as u64, false).map(|s| (p, s))
-            })
+    ) -> Result<Option<Snapshot>, PipelineError> {
+        let positions: Vec<(u32, u64)> =
+            (0..self.partitions).filter_map(|p| Some((p as u32, states[p as usize].next_offset? as u64))).collect();
+        let streams: Vec<(i32, StreamState)> = positions
+            .iter()
+            .filter_map(|&(p, position)| engine.stream_state(p as usize, position, true).map(|s| (p as i32, s)))
             .collect();
         if streams.is_empty() {
             return Ok(None);
@@ -65,9 +77,27 @@ impl Checkpoints {
             streams,
             watermark: engine.saved_watermark(),
             emitted: engine.emitted_windows(),
+            windows: Vec::new(),
         };
+        let windows = engine.saved_windows(&positions);
+        let (chunks, reference) = if windows.is_empty() {
+            (Vec::new(), None)
+        } else {
+            let (chunks, reference) = state::window_chunks(&self.key, self.generation, &windows);
+            (chunks, Some(reference))
+        };
+        self.generation += 1;
         let offsets = saved.offsets(&self.topic).map_err(|e| Error::client("cannot list the saved offsets", e))?;
-        Ok(Some((saved.encode(), offsets)))
+        let state = (self.key.clone(), saved.encode(reference.as_ref()).into_bytes());
+        Ok(Some(Snapshot { chunks, state, offsets }))
+    }
+
+    /// Sends a batch of records to the state topic.
+    fn send(&self, records: &[(String, Vec<u8>)]) -> Result<(), Error> {
+        for (key, value) in records {
+            self.output.send(&self.state_topic, key.as_bytes(), value)?;
+        }
+        Ok(())
     }
 
     /// The consumer's group, for the offsets a transaction commits.
@@ -93,9 +123,10 @@ impl Checkpoints {
         if self.pending.is_some() {
             return Ok(false);
         }
-        if let Some((value, offsets)) = self.snapshot(engine, states)? {
+        if let Some(Snapshot { chunks, state, offsets }) = self.snapshot(engine, states)? {
             sink.flush()?;
-            self.pending = Some(Pending { value, offsets, records: self.output.sent(), written: None });
+            let batches = [chunks, vec![state]].into_iter().filter(|b| !b.is_empty()).collect();
+            self.pending = Some(Pending { batches, offsets, wait_for: self.output.sent() });
             self.progress()?;
         }
         Ok(true)
@@ -109,21 +140,22 @@ impl Checkpoints {
         let Some(pending) = &mut self.pending else {
             return Ok(());
         };
-        match pending.written {
-            None => {
-                if self.output.acknowledged(pending.records)? {
-                    self.output.send(&self.state_topic, self.key.as_bytes(), pending.value.as_bytes())?;
-                    pending.written = Some(self.output.sent());
+        if !self.output.acknowledged(pending.wait_for)? {
+            return Ok(());
+        }
+        match pending.batches.pop_front() {
+            Some(batch) => {
+                for (key, value) in &batch {
+                    self.output.send(&self.state_topic, key.as_bytes(), value)?;
                 }
+                pending.wait_for = self.output.sent();
             }
-            Some(written) => {
-                if self.output.acknowledged(written)? {
-                    // For monitoring (lag); the state topic is what a restart reads.
-                    if let Err(e) = self.consumer.commit(&pending.offsets, CommitMode::Async) {
-                        tracing::warn!(error = %e, "committing offsets for group monitoring: {e}");
-                    }
-                    self.pending = None;
+            None => {
+                // For monitoring (lag); the state topic is what a restart reads.
+                if let Err(e) = self.consumer.commit(&pending.offsets, CommitMode::Async) {
+                    tracing::warn!(error = %e, "committing offsets for group monitoring: {e}");
                 }
+                self.pending = None;
             }
         }
         Ok(())
@@ -140,16 +172,21 @@ impl Checkpoints {
         sink: &mut dyn Sink,
     ) -> Result<(), PipelineError> {
         self.pending = None;
-        let Some((value, offsets)) = self.snapshot(engine, states)? else {
+        let Some(Snapshot { chunks, state, offsets }) = self.snapshot(engine, states)? else {
             return Ok(());
         };
         sink.flush()?;
         if self.output.transactional() {
-            self.output.send(&self.state_topic, self.key.as_bytes(), value.as_bytes())?;
+            self.send(&chunks)?;
+            self.send(std::slice::from_ref(&state))?;
             self.output.commit_transaction(&offsets, &self.group()?)?;
         } else {
+            // Each step once the one before is acknowledged: a state record
+            // is never written before the records and chunks it relies on.
             self.output.flush()?;
-            self.output.send(&self.state_topic, self.key.as_bytes(), value.as_bytes())?;
+            self.send(&chunks)?;
+            self.output.flush()?;
+            self.send(std::slice::from_ref(&state))?;
             self.output.flush()?;
             // For monitoring (lag); the state topic is what a restart reads.
             if let Err(e) = self.consumer.commit(&offsets, CommitMode::Sync) {

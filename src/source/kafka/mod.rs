@@ -267,18 +267,21 @@ fn open(plan: &CountPlan, kafka: &KafkaPlan, output: &Arc<Output>) -> Result<Ope
             .map_err(|e| Error::client("cannot create the Kafka consumer", e))?,
     );
     let partitions = kafka::partition_count(consumer.client(), &config, &kafka.topic, kafka.connect_timeout)?;
+    let key = state::state_key(&kafka.group, &kafka.topic);
+    state::ensure_topic(consumer.client(), &config, &kafka.state_topic)?;
+    let (saved, generation) = state::load(&consumer, &kafka.state_topic, &key)?.unzip();
     let checkpoints = Checkpoints {
         output: Arc::clone(output),
         consumer: Arc::clone(&consumer),
         topic: kafka.topic.clone(),
         state_topic: kafka.state_topic.clone(),
-        key: state::state_key(&kafka.group, &kafka.topic),
+        key,
         config: state::config_text(&plan.engine),
         partitions,
+        // The next saved windows go to the slot the loaded state does not use.
+        generation: generation.map_or(0, |g| g + 1),
         pending: None,
     };
-    state::ensure_topic(consumer.client(), &config, &kafka.state_topic)?;
-    let saved = state::load(&consumer, &kafka.state_topic, &checkpoints.key)?;
     let mut engine = Engine::new(plan.engine.clone(), partitions as usize);
     let starts = start_offsets(&consumer, kafka, partitions, saved.as_ref(), &checkpoints.config, &mut engine)?;
     let queues = assign(&consumer, kafka, &starts)?;
@@ -353,6 +356,7 @@ fn start_offsets(
         // Windows go on from what they sent before the restart: no record
         // is sent twice, and frames read from now on revise them.
         engine.resume_windows(&saved.emitted);
+        engine.resume_saved_windows(&saved.windows);
         if let Some(wm) = saved.watermark {
             engine.resume_watermark(wm);
         }

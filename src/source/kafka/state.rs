@@ -6,7 +6,7 @@
 //! with a one-line text value:
 //!
 //! ```text
-//! kuniq-state 2 partitions=4 config=lateness:5,allowed:60,interval:5,quarantine:3600,windows:minute,max-open:4096 wm=1468244400 p0=1200:1350:1468244455:1468244400 p1=... w=minute:1468244340:1:812:1000:1
+//! kuniq-state 3 partitions=4 config=lateness:5,allowed:60,interval:5,quarantine:3600,windows:minute+day,max-open:4096 wm=1468244400 p0=1200:1350:1468244455:1468244400 p1=... w=minute:1468244340:1:812:1000:1 windows=7:3:1310720:9f1c...
 //! ```
 //!
 //! `pP=RESUME:READ_TO:MAX_TS:FINAL_BEFORE` for each partition, where `-`
@@ -17,7 +17,25 @@
 //! after STAGES stages ([`EmittedWindow`]): a resumed run reads the
 //! window's frames again but does not send those records again, and its
 //! next record is revision N. Version 1 records (`w=KIND:START:N`, no
-//! `wm`) are still read. The record is written only after every output
+//! `wm`) and version 2 records (no `windows`) are still read.
+//!
+//! **Saved windows** (version 3). The open windows longer than a minute go
+//! with the checkpoint as data ([`WindowState`]: their uid sets, held late
+//! frames, stages and records sent), so the partitions resume near the
+//! minute windows' frontier instead of the start of the day or year, and a
+//! restart stays exact after retention deleted the day's early frames.
+//! They are written before the state record, as chunks of at most
+//! [`CHUNK_BYTES`] keyed `<group>/<topic>#windows/<SLOT>/<I>` (value:
+//! `KUWC`, u64 generation, u32 index, u32 count, then the bytes), where the
+//! slot alternates between checkpoints (generation % 2). The state record
+//! names them last: `windows=GENERATION:CHUNKS:BYTES:XXH3` (hex of the
+//! XXH3-64 of the joined chunks). A crash mid-save leaves the previous
+//! state record pointing at the other slot, which is intact; with
+//! `--exactly-once` chunks and record are one transaction anyway. The
+//! joined bytes are a u32 count of windows, then each as a u32 length and
+//! its encoding.
+//!
+//! The record is written only after every output
 //! record it accounts for was acknowledged, so the latest one is always
 //! safe to resume from: its windows' frames are all at or after RESUME. A
 //! restart reads the topic's newest record with its key (reading backwards
@@ -36,14 +54,24 @@ use rdkafka::{ClientConfig, ClientContext};
 
 use crate::kafka::{Error, block_on};
 use crate::window::engine::{Checkpoint, EmittedWindow, EngineConfig, StreamState};
+use crate::window::state::WindowState;
 use crate::window::{Secs, WindowKind};
 
 /// Default state topic.
 pub const DEFAULT_STATE_TOPIC: &str = "kuniq-state";
 
-const MAGIC: &str = "kuniq-state 2";
+const MAGIC: &str = "kuniq-state 3";
+/// Version 2: no saved windows (read, not written).
+const MAGIC_V2: &str = "kuniq-state 2";
 /// The first version: windows without their last record (read, not written).
 const MAGIC_V1: &str = "kuniq-state 1";
+
+/// Largest value of a saved-windows chunk: half of Kafka's default record
+/// size limit (`max.message.bytes`, about 1 MB), so any broker takes it.
+pub const CHUNK_BYTES: usize = 512 << 10;
+
+/// First bytes of a saved-windows chunk.
+const CHUNK_MAGIC: &[u8; 4] = b"KUWC";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One checkpoint of a run.
@@ -59,6 +87,97 @@ pub struct SavedState {
     pub watermark: Option<Secs>,
     /// What the windows that were not final had emitted.
     pub emitted: Vec<EmittedWindow>,
+    /// The open windows longer than a minute, as data (empty in states
+    /// older than version 3).
+    pub windows: Vec<WindowState>,
+}
+
+/// Where a state record's saved windows are (its `windows=` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowsRef {
+    /// The checkpoint's generation (chunks of other generations are not
+    /// its own).
+    pub generation: u64,
+    /// Chunks.
+    pub chunks: u32,
+    /// Bytes of the joined chunks.
+    pub bytes: u64,
+    /// XXH3-64 (seed 0) of the joined chunks.
+    pub checksum: u64,
+}
+
+/// A saved-windows chunk's key.
+pub fn chunk_key(key: &str, generation: u64, index: u32) -> String {
+    format!("{key}#windows/{}/{index}", generation % 2)
+}
+
+/// The records that save `windows` for checkpoint `generation` under
+/// `key`: the chunks to write first, and the reference the state record
+/// carries.
+pub fn window_chunks(key: &str, generation: u64, windows: &[WindowState]) -> (Vec<(String, Vec<u8>)>, WindowsRef) {
+    let mut joined = Vec::new();
+    joined.extend_from_slice(&(windows.len() as u32).to_le_bytes());
+    for w in windows {
+        let bytes = w.encode();
+        joined.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        joined.extend_from_slice(&bytes);
+    }
+    let pieces: Vec<&[u8]> = joined.chunks(CHUNK_BYTES).collect();
+    let count = pieces.len() as u32;
+    let chunks = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, piece)| {
+            let mut value = Vec::with_capacity(20 + piece.len());
+            value.extend_from_slice(CHUNK_MAGIC);
+            value.extend_from_slice(&generation.to_le_bytes());
+            value.extend_from_slice(&(i as u32).to_le_bytes());
+            value.extend_from_slice(&count.to_le_bytes());
+            value.extend_from_slice(piece);
+            (chunk_key(key, generation, i as u32), value)
+        })
+        .collect();
+    let checksum = twox_hash::XxHash3_64::oneshot_with_seed(0, &joined);
+    (chunks, WindowsRef { generation, chunks: count, bytes: joined.len() as u64, checksum })
+}
+
+/// The windows from their chunks (`chunks[i]` the value of chunk `i`),
+/// checked against `reference`.
+pub fn windows_from_chunks(reference: &WindowsRef, chunks: &[Vec<u8>]) -> Result<Vec<WindowState>, String> {
+    let mut joined = Vec::with_capacity(reference.bytes as usize);
+    for (i, value) in chunks.iter().enumerate() {
+        let header = value.get(..20).ok_or_else(|| format!("saved-windows chunk {i} is too short"))?;
+        let generation = u64::from_le_bytes(header[4..12].try_into().unwrap_or_default());
+        let index = u32::from_le_bytes(header[12..16].try_into().unwrap_or_default());
+        if &header[..4] != CHUNK_MAGIC || generation != reference.generation || index != i as u32 {
+            return Err(format!(
+                "saved-windows chunk {i} is not chunk {i} of checkpoint {} (checkpoint {generation}, chunk {index})",
+                reference.generation
+            ));
+        }
+        joined.extend_from_slice(&value[20..]);
+    }
+    if joined.len() as u64 != reference.bytes
+        || twox_hash::XxHash3_64::oneshot_with_seed(0, &joined) != reference.checksum
+    {
+        return Err(format!("the saved windows of checkpoint {} do not match their checksum", reference.generation));
+    }
+    let mut rest = &joined[..];
+    let mut take = |n: usize| -> Result<&[u8], String> {
+        if rest.len() < n {
+            return Err("the saved windows end early".to_string());
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Ok(head)
+    };
+    let count = u32::from_le_bytes(take(4)?.try_into().unwrap_or_default());
+    let mut windows = Vec::new();
+    for _ in 0..count {
+        let len = u32::from_le_bytes(take(4)?.try_into().unwrap_or_default()) as usize;
+        windows.push(WindowState::decode(take(len)?).map_err(|e| e.to_string())?);
+    }
+    Ok(windows)
 }
 
 /// The window settings that decide records, as saved with a state.
@@ -89,8 +208,8 @@ fn parse_ts(text: &str) -> Result<Option<Secs>, String> {
 }
 
 impl SavedState {
-    /// The record value.
-    pub fn encode(&self) -> String {
+    /// The record value, naming where the saved windows are.
+    pub fn encode(&self, windows: Option<&WindowsRef>) -> String {
         let mut out = format!("{MAGIC} partitions={} config={}", self.partitions, self.config);
         if let Some(wm) = self.watermark {
             out.push_str(&format!(" wm={wm}"));
@@ -109,15 +228,19 @@ impl SavedState {
                 w.last.map_or(("-".to_string(), "-".to_string()), |(u, f)| (u.to_string(), f.to_string()));
             out.push_str(&format!(" w={}:{}:{}:{users}:{frames}:{}", w.kind, w.start, w.revisions, w.stages));
         }
+        if let Some(r) = windows {
+            out.push_str(&format!(" windows={}:{}:{}:{:016x}", r.generation, r.chunks, r.bytes, r.checksum));
+        }
         out
     }
 
-    /// Parses a record value.
-    pub fn decode(text: &str) -> Result<SavedState, String> {
-        let (rest, v1) = match (text.strip_prefix(MAGIC), text.strip_prefix(MAGIC_V1)) {
-            (Some(rest), _) => (rest, false),
-            (None, Some(rest)) => (rest, true),
-            _ => return Err("not a kuniq state record (version 1 or 2)".into()),
+    /// Parses a record value; the windows it names are still to be read
+    /// (`windows` is empty).
+    pub fn decode(text: &str) -> Result<(SavedState, Option<WindowsRef>), String> {
+        let (rest, v1) = match [MAGIC, MAGIC_V2, MAGIC_V1].map(|m| text.strip_prefix(m)) {
+            [Some(rest), _, _] | [None, Some(rest), _] => (rest, false),
+            [None, None, Some(rest)] => (rest, true),
+            _ => return Err("not a kuniq state record of version 1 to 3 (written by a newer kuniq?)".into()),
         };
         let mut state = SavedState {
             partitions: 0,
@@ -125,13 +248,28 @@ impl SavedState {
             streams: Vec::new(),
             watermark: None,
             emitted: Vec::new(),
+            windows: Vec::new(),
         };
+        let mut windows = None;
         for field in rest.split_whitespace() {
             let (name, value) = field.split_once('=').ok_or_else(|| format!("bad field '{field}'"))?;
             match name {
                 "partitions" => state.partitions = value.parse().map_err(|_| format!("bad partitions '{value}'"))?,
                 "config" => state.config = value.to_string(),
                 "wm" => state.watermark = parse_ts(value)?,
+                "windows" => {
+                    let bad = || format!("bad saved-windows field '{field}'");
+                    let parts: Vec<&str> = value.split(':').collect();
+                    let [generation, chunks, bytes, checksum] = parts[..] else {
+                        return Err(bad());
+                    };
+                    windows = Some(WindowsRef {
+                        generation: generation.parse().map_err(|_| bad())?,
+                        chunks: chunks.parse().map_err(|_| bad())?,
+                        bytes: bytes.parse().map_err(|_| bad())?,
+                        checksum: u64::from_str_radix(checksum, 16).map_err(|_| bad())?,
+                    });
+                }
                 "w" => {
                     let bad = || format!("bad window '{field}'");
                     let parts: Vec<&str> = value.split(':').collect();
@@ -171,7 +309,7 @@ impl SavedState {
                 _ => {} // Fields added later are ignored.
             }
         }
-        Ok(state)
+        Ok((state, windows))
     }
 
     /// Committed offsets matching this state, for the group (monitoring
@@ -230,32 +368,87 @@ pub fn ensure_topic<C: ClientContext>(client: &Client<C>, config: &ClientConfig,
     Ok(())
 }
 
-/// The newest state saved under `key` in `topic`, if any, read with
-/// `consumer` (configured with `enable.partition.eof` and, for transactions,
+/// The newest state saved under `key` in `topic`, with its saved windows,
+/// and its generation (0 before version 3), if any, read with `consumer`
+/// (configured with `enable.partition.eof` and, for transactions,
 /// `isolation.level=read_committed`; its assignment is replaced).
 pub fn load<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
     key: &str,
-) -> Result<Option<SavedState>, Error> {
+) -> Result<Option<(SavedState, u64)>, Error> {
     let (low, high) = consumer
         .fetch_watermarks(topic, 0, TIMEOUT)
         .map_err(|e| Error::client(format!("cannot read the offsets of state topic '{topic}'"), e))?;
-    // Read backwards in growing steps until a record with `key` turns up.
+    let damaged = |reason: String| Error::SavedState { topic: topic.to_string(), key: key.to_string(), reason };
+    let mut record = None;
+    scan_back(consumer, topic, key, (low, high), |offset, k, value| {
+        if k == key.as_bytes() {
+            record = Some((offset, String::from_utf8_lossy(value).into_owned()));
+        }
+        record.is_some()
+    })?;
+    let Some((at, text)) = record else {
+        return Ok(None);
+    };
+    let (mut state, windows) = SavedState::decode(&text).map_err(damaged)?;
+    let generation = windows.map_or(0, |r| r.generation);
+    if let Some(reference) = windows.filter(|r| r.chunks > 0) {
+        // The chunks were written before the record naming them.
+        let keys: Vec<String> = (0..reference.chunks).map(|i| chunk_key(key, reference.generation, i)).collect();
+        let mut found: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        scan_back(consumer, topic, key, (low, at), |_, k, value| {
+            if let Some(i) = keys.iter().position(|want| want.as_bytes() == k)
+                && found[i].is_none()
+            {
+                found[i] = Some(value.to_vec());
+            }
+            found.iter().all(Option::is_some)
+        })?;
+        let missing = found.iter().filter(|f| f.is_none()).count();
+        let chunks: Vec<Vec<u8>> = found.into_iter().flatten().collect();
+        if missing > 0 {
+            return Err(damaged(format!(
+                "{missing} of the {} saved-windows chunks of checkpoint {} are gone from the topic",
+                reference.chunks, reference.generation
+            )));
+        }
+        state.windows = windows_from_chunks(&reference, &chunks).map_err(damaged)?;
+    }
+    Ok(Some((state, generation)))
+}
+
+/// Reads `topic` (partition 0) backwards from `high` to `low` in growing
+/// steps, so its length does not matter, and shows `visit` every record
+/// whose key starts with `prefix`, newest first, until `visit` returns
+/// true.
+fn scan_back<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    prefix: &str,
+    (low, high): (i64, i64),
+    mut visit: impl FnMut(i64, &[u8], &[u8]) -> bool,
+) -> Result<(), Error> {
+    let reading = || format!("cannot read state topic '{topic}'");
     let (mut end, mut step) = (high, 64i64);
-    while end > low {
+    let mut done = false;
+    while end > low && !done {
         let start = (end - step).max(low);
         let mut list = TopicPartitionList::new();
-        let reading = || format!("cannot read state topic '{topic}'");
         list.add_partition_offset(topic, 0, Offset::Offset(start)).map_err(|e| Error::client(reading(), e))?;
         consumer.assign(&list).map_err(|e| Error::client(reading(), e))?;
-        let mut found = None;
+        // Only records under `prefix` are kept (chunks can be large).
+        let mut step_records: Vec<(i64, Vec<u8>, Vec<u8>)> = Vec::new();
         loop {
             match consumer.poll(TIMEOUT) {
                 Some(Ok(m)) if m.offset() >= end => break,
                 Some(Ok(m)) => {
-                    if m.key() == Some(key.as_bytes()) {
-                        found = Some(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+                    let key = m.key().unwrap_or_default();
+                    if key.starts_with(prefix.as_bytes()) {
+                        step_records.push((m.offset(), key.to_vec(), m.payload().unwrap_or_default().to_vec()));
+                    }
+                    if m.offset() + 1 >= end {
+                        break;
                     }
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => break,
@@ -268,18 +461,10 @@ pub fn load<C: ConsumerContext>(
                 }
             }
         }
-        if let Some(text) = found {
-            consumer.unassign().map_err(|e| Error::client(reading(), e))?;
-            return SavedState::decode(&text).map(Some).map_err(|reason| Error::SavedState {
-                topic: topic.to_string(),
-                key: key.to_string(),
-                reason,
-            });
-        }
+        done = step_records.iter().rev().any(|(offset, key, value)| visit(*offset, key, value));
         (end, step) = (start, step * 4);
     }
-    consumer.unassign().map_err(|e| Error::client(format!("cannot read state topic '{topic}'"), e))?;
-    Ok(None)
+    consumer.unassign().map_err(|e| Error::client(reading(), e))
 }
 
 #[cfg(test)]
@@ -313,18 +498,61 @@ mod tests {
                 },
                 EmittedWindow { kind: WindowKind::Hour, start: 1_468_242_000, revisions: 1, last: None, stages: 0 },
             ],
+            windows: Vec::new(),
         };
-        let text = state.encode();
-        assert!(text.starts_with("kuniq-state 2 partitions=4 config=lateness:5,allowed:60"), "{text}");
+        let text = state.encode(None);
+        assert!(text.starts_with("kuniq-state 3 partitions=4 config=lateness:5,allowed:60"), "{text}");
         assert!(text.contains(" wm=1468244452 ") && text.contains(" w=minute:1468244400:3:812:1000:4"), "{text}");
-        assert_eq!(SavedState::decode(&text), Ok(state));
+        assert_eq!(SavedState::decode(&text), Ok((state.clone(), None)));
+        let reference = WindowsRef { generation: 7, chunks: 3, bytes: 1_310_720, checksum: 0x9f1c };
+        let text = state.encode(Some(&reference));
+        assert!(text.ends_with(" windows=7:3:1310720:0000000000009f1c"), "{text}");
+        assert_eq!(SavedState::decode(&text), Ok((state, Some(reference))));
+    }
+
+    /// Windows big enough for several chunks come back whole, and chunks of
+    /// another checkpoint, out of order, missing or changed are refused.
+    #[test]
+    fn saved_windows_survive_chunking() {
+        use crate::count::UidSet;
+        use crate::window::state::{Emitted, Part, Stage};
+        let windows: Vec<WindowState> = (0..3u64)
+            .map(|d| WindowState {
+                kind: WindowKind::Day,
+                start: 1_468_195_200 + 86_400 * d as Secs,
+                parts: vec![Part {
+                    covers: vec![(0, 5_000), (1, 7_000)],
+                    stages: vec![Stage {
+                        users: (0..100_000u64).map(|i| i * 7919 + d).collect::<UidSet>(),
+                        frames: 250_000,
+                    }],
+                }],
+                emitted: Emitted { revisions: d as u32, stages: 0, last: None },
+            })
+            .collect();
+        let (chunks, reference) = window_chunks("g/t", 8, &windows);
+        assert_eq!(reference.chunks, chunks.len() as u32);
+        assert!(chunks.len() >= 4 && chunks.iter().all(|(_, v)| v.len() <= CHUNK_BYTES + 20), "{}", chunks.len());
+        assert_eq!(chunks[1].0, "g/t#windows/0/1");
+        let values: Vec<Vec<u8>> = chunks.iter().map(|(_, v)| v.clone()).collect();
+        assert_eq!(windows_from_chunks(&reference, &values), Ok(windows.clone()));
+        let mut swapped = values.clone();
+        swapped.swap(0, 1);
+        assert!(windows_from_chunks(&reference, &swapped).unwrap_err().contains("not chunk 0"));
+        assert!(windows_from_chunks(&reference, &values[1..]).is_err());
+        let mut changed = values.clone();
+        *changed[2].last_mut().unwrap() ^= 1;
+        assert!(windows_from_chunks(&reference, &changed).unwrap_err().contains("checksum"));
+        let (_, other) = window_chunks("g/t", 9, &windows);
+        assert!(windows_from_chunks(&other, &values).unwrap_err().contains("checkpoint 9"));
     }
 
     #[test]
     fn a_version_1_state_is_still_read() {
-        let state =
+        let (state, windows) =
             SavedState::decode("kuniq-state 1 partitions=1 config=x p0=10:12:1468244455:- w=minute:1468244400:2")
                 .unwrap();
+        assert_eq!(windows, None);
         assert_eq!(state.watermark, None);
         assert_eq!(
             state.emitted,
