@@ -237,6 +237,55 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    checkpoint_day(c, &hasher);
+}
+
+/// A checkpoint of a day window holding 1,000,000 distinct users (the
+/// issue's sizing case): taking the window as data (`Engine::saved_windows`:
+/// a copy of the set), and encoding and chunking it for the state topic
+/// (`window_chunks`: sorting the hashes). The answer is checked by decoding
+/// the chunks back.
+fn checkpoint_day(c: &mut Criterion, hasher: &UidHasher) {
+    use kuniq::source::kafka::state::{window_chunks, windows_from_chunks};
+    use kuniq::window::WindowKind;
+    const USERS: u64 = 1_000_000;
+    // 2016-07-11 01:00 UTC on, 40 frames a second: all in one day.
+    let day_start: Secs = 1_468_195_200;
+    let cfg = EngineConfig { kinds: vec![WindowKind::Minute, WindowKind::Day], ..EngineConfig::default() };
+    let mut engine = Engine::new(cfg, 1);
+    let events: Vec<Event> = (0..USERS)
+        .map(|i| Event {
+            ts: day_start + 3600 + (i / 40) as Secs,
+            hash: hasher.hash(format!("user-{i}").as_bytes()),
+            offset: i,
+        })
+        .collect();
+    for batch in events.chunks(BATCH_EVENTS) {
+        engine.observe_batch(0, batch);
+        engine.emissions().clear();
+    }
+    let positions = [(0u32, USERS)];
+    let windows = engine.saved_windows(&positions);
+    let day = windows.iter().find(|w| w.kind == WindowKind::Day).expect("the day is open");
+    assert_eq!(day.count_through(0).0, USERS, "the saved day holds every user");
+    let (chunks, reference) = window_chunks("group/topic", 1, &windows);
+    let bytes: usize = chunks.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let values: Vec<Vec<u8>> = chunks.into_iter().map(|(_, v)| v).collect();
+    assert_eq!(windows_from_chunks(&reference, &values).expect("chunks decode"), windows);
+    let _ = writeln!(
+        io::stderr(),
+        "checkpoint_day: {} windows, {} chunks, {:.1} MB on the state topic for {USERS} users",
+        windows.len(),
+        values.len(),
+        bytes as f64 / 1e6
+    );
+
+    let mut group = c.benchmark_group("checkpoint_day_1m_users");
+    group.sample_size(10);
+    group.bench_function("saved_windows", |b| b.iter(|| engine.saved_windows(black_box(&positions)).len()));
+    group.bench_function("encode_and_chunk", |b| b.iter(|| window_chunks("group/topic", 1, black_box(&windows)).1));
+    group.finish();
 }
 
 criterion_group! {
