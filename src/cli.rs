@@ -16,8 +16,8 @@ use crate::pipeline::CountPlan;
 use crate::source::file::DEFAULT_MAX_FRAME_BYTES;
 use crate::window::WindowKind;
 use crate::window::engine::{
-    DEFAULT_ALLOWED_LATENESS_SECS, DEFAULT_LATENESS_SECS, DEFAULT_MAX_OPEN_WINDOWS, DEFAULT_QUARANTINE_SECS,
-    DEFAULT_REVISION_INTERVAL_SECS, EngineConfig,
+    DEFAULT_ALLOWED_LATENESS_SECS, DEFAULT_EARLY_INTERVAL_SECS, DEFAULT_LATENESS_SECS, DEFAULT_MAX_OPEN_WINDOWS,
+    DEFAULT_QUARANTINE_SECS, DEFAULT_REVISION_INTERVAL_SECS, EngineConfig,
 };
 
 /// kuniq counts unique users per minute of event time in JSON frames, from
@@ -256,6 +256,13 @@ pub struct CountArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_OPEN_WINDOWS)]
     pub max_open_windows: usize,
 
+    /// Event time between provisional records of an open window longer than
+    /// this (hour, day, week, month, year with the default): while open, the
+    /// window sends its count so far every interval of event time, marked
+    /// "closed": false; 0 turns them off. Minute windows have none.
+    #[arg(long, value_name = "DURATION", default_value_t = format!("{}s", DEFAULT_EARLY_INTERVAL_SECS))]
+    pub early_interval: String,
+
     /// Lines longer than this are skipped and counted as too_large (e.g. 64MiB).
     #[arg(long, value_name = "SIZE", default_value_t = format!("{}MiB", DEFAULT_MAX_FRAME_BYTES >> 20))]
     pub max_frame_bytes: String,
@@ -392,6 +399,7 @@ impl CountArgs {
                 revision_interval_secs: revision_interval,
                 quarantine_secs: parse_secs("--quarantine", &self.quarantine)?,
                 max_open_windows: self.max_open_windows,
+                early_interval_secs: parse_secs("--early-interval", &self.early_interval)?,
             },
             max_frame_bytes: usize::try_from(max_frame_bytes).unwrap_or(usize::MAX),
             metrics: None,

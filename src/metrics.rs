@@ -277,7 +277,18 @@ impl Collector for SnapshotCollector {
             e.quarantined,
         )?;
         counter(e_, "kuniq_records_emitted", "Records emitted (every revision of every window)", e.emissions)?;
-        counter(e_, "kuniq_revisions_emitted", "Records emitted with revision > 0", e.revisions)?;
+        counter(
+            e_,
+            "kuniq_revisions_emitted",
+            "Records that revise a closed window's record (late frames)",
+            e.revisions,
+        )?;
+        counter(
+            e_,
+            "kuniq_provisional_records_emitted",
+            "Provisional records of open windows (\"closed\": false, --early-interval)",
+            e.provisional,
+        )?;
         counter(e_, "kuniq_windows_finalized", "Windows finalized and freed", e.windows_finalized)?;
         counter(
             e_,

@@ -2,10 +2,13 @@
 //! prints, or an output topic's values) as a PNG chart of unique users per
 //! window over event time.
 //!
-//! Reading keeps, for every window of the chosen kind, the first emission
-//! (revision 0) and the highest revision seen (the final value, whatever
-//! order the records came in, so a topic read from several partitions or a
-//! replay that repeats records draws the same picture). Drawing is
+//! Reading keeps, for every window of the chosen kind, the record at its
+//! close (the first with `"closed": true`; revision 0 unless provisional
+//! records came before it) and the highest revision seen (the final value,
+//! whatever order the records came in, so a topic read from several
+//! partitions or a replay that repeats records draws the same picture).
+//! Provisional records of open windows (`"closed": false`) are skipped: the
+//! chart shows windows as they closed and were revised. Drawing is
 //! deterministic: the same records give the same PNG bytes.
 //!
 //! Text is drawn with a subset of DejaVu Sans embedded in the binary
@@ -34,7 +37,7 @@ static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans-subset.ttf");
 
 /// The final count's line.
 pub const LINE_COLOR: RGBColor = RGBColor(31, 119, 180);
-/// Revised windows: the final value's dot and the first emission's ring.
+/// Revised windows: the final value's dot and the close's ring.
 pub const REVISED_COLOR: RGBColor = RGBColor(230, 85, 13);
 
 /// One window of the chosen kind, as its records describe it.
@@ -44,19 +47,23 @@ pub struct WindowPoint {
     pub start: i64,
     /// Window end, unix seconds, exclusive.
     pub end: i64,
-    /// `unique_users` of revision 0; None when that record was not in the
-    /// input (e.g. a compacted topic keeps only the latest).
+    /// `unique_users` of the first closed record seen: the window's close
+    /// when every record is there (a compacted topic keeps only the
+    /// latest).
     pub first: Option<u64>,
     /// `unique_users` of the highest revision.
     pub last: u64,
-    /// The highest revision seen: 0 when the window was never revised.
+    /// The highest revision seen.
     pub revision: u64,
+    /// The revision of the first closed record seen: the close, after the
+    /// window's provisional records (0 without them).
+    pub closed_at: u64,
 }
 
 impl WindowPoint {
-    /// True when the window had more than one emission.
+    /// True when late frames revised the window after its close.
     pub fn revised(&self) -> bool {
-        self.revision > 0
+        self.revision > self.closed_at
     }
 }
 
@@ -127,6 +134,9 @@ struct Record<'a> {
     end: i64,
     unique_users: u64,
     revision: u64,
+    /// False for a provisional record of an open window; records written
+    /// before `closed` existed are all closed.
+    closed: bool,
 }
 
 fn parse_record(value: &serde_json::Value) -> Result<Record<'_>, String> {
@@ -140,6 +150,10 @@ fn parse_record(value: &serde_json::Value) -> Result<Record<'_>, String> {
         end: int("end")?,
         unique_users: count("unique_users")?,
         revision: count("revision")?,
+        closed: match object.get("closed") {
+            None => true,
+            Some(value) => value.as_bool().ok_or("\"closed\" is not true or false")?,
+        },
     };
     if record.end <= record.start {
         return Err(format!("\"end\" {} is not after \"start\" {}", record.end, record.start));
@@ -167,7 +181,9 @@ pub fn read_series(input: impl BufRead, kind: &str) -> Result<Series, PlotError>
         if !kinds.iter().any(|k| k == record.window) {
             kinds.push(record.window.to_string());
         }
-        if record.window != kind {
+        // The chart shows windows as they closed and were revised;
+        // provisional records of open windows are skipped.
+        if record.window != kind || !record.closed {
             continue;
         }
         let point = windows.entry(record.start).or_insert(WindowPoint {
@@ -176,8 +192,10 @@ pub fn read_series(input: impl BufRead, kind: &str) -> Result<Series, PlotError>
             first: None,
             last: record.unique_users,
             revision: record.revision,
+            closed_at: record.revision,
         });
-        if record.revision == 0 {
+        if record.revision <= point.closed_at {
+            point.closed_at = record.revision;
             point.first = Some(record.unique_users);
         }
         // The highest revision wins; on a tie (a replay repeating a record)
@@ -402,7 +420,7 @@ fn draw(series: &Series, options: &PlotOptions, rgb: &mut [u8]) -> Result<(), Bo
                     .filter(|p| p.revised())
                     .filter_map(|p| p.first.map(|first| Circle::new((p.start, first), 5, faint.stroke_width(2)))),
             )?
-            .label(format!("first emission (revision 0) of a revised {kind}"))
+            .label(format!("close (first closed record) of a revised {kind}"))
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, faint.stroke_width(2)));
         chart
             .draw_series(
@@ -445,8 +463,8 @@ mod tests {
         assert_eq!(
             series.points,
             vec![
-                WindowPoint { start: 60, end: 120, first: Some(5), last: 5, revision: 0 },
-                WindowPoint { start: 120, end: 180, first: Some(6), last: 7, revision: 1 },
+                WindowPoint { start: 60, end: 120, first: Some(5), last: 5, revision: 0, closed_at: 0 },
+                WindowPoint { start: 120, end: 180, first: Some(6), last: 7, revision: 1, closed_at: 0 },
             ]
         );
     }

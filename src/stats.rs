@@ -96,7 +96,8 @@ impl Totals {
         format!(
             concat!(
                 r#"{{"frames":{},"bytes":{},"rejected":{},"rejected_by_reason":{{{}}},"counted":{},"late":{},"#,
-                r#""too_late":{},"quarantined":{},"reread":{},"records":{},"revisions":{},"windows_finalized":{},"#,
+                r#""too_late":{},"quarantined":{},"reread":{},"records":{},"revisions":{},"provisional":{},"#,
+                r#""windows_finalized":{},"#,
                 r#""windows_forced":{},"open_windows_peak":{},"state_bytes_peak":{},"#,
                 r#""elapsed_secs":{:.6},"frames_per_sec":{:.1},"mb_per_sec":{:.1}}}"#
             ),
@@ -111,6 +112,7 @@ impl Totals {
             e.reread,
             e.emissions,
             e.revisions,
+            e.provisional,
             e.windows_finalized,
             e.windows_forced,
             e.open_windows_peak,
@@ -154,7 +156,11 @@ impl fmt::Display for Totals {
             write!(f, " ({})", reasons.join(", "))?;
         }
         writeln!(f)?;
-        write!(f, "  records {} ({} revisions), windows finalized {}", e.emissions, e.revisions, e.windows_finalized)?;
+        write!(f, "  records {} ({} revisions", e.emissions, e.revisions)?;
+        if e.provisional > 0 {
+            write!(f, ", {} provisional", e.provisional)?;
+        }
+        write!(f, "), windows finalized {}", e.windows_finalized)?;
         if e.windows_forced > 0 {
             write!(f, ", forced out early by --max-open-windows {}", e.windows_forced)?;
         }

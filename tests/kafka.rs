@@ -340,3 +340,50 @@ fn properties_kuniq_sets_itself_are_refused_with_the_flag_to_use() {
         assert!(stderr.contains("sets the librdkafka property") && stderr.contains(hint), "{extra:?}: {stderr}");
     }
 }
+
+/// Records, provisional ones included (`--early-interval`), are a function
+/// of each partition's frames in offset order: the same whatever the batch
+/// size and the number of workers, on a 1- and a 4-partition topic (byte for
+/// byte in emission order on one partition; as a set of lines on four, where
+/// windows of different partitions may close in another order).
+#[test]
+fn records_with_provisional_ones_do_not_depend_on_batches_or_workers() {
+    let broker = ApacheKafka::shared();
+    let dir = TempDir::new().unwrap();
+    // 400 s of event time, 15 % of frames up to 30 s late: an hour with
+    // provisional records every 20 s, minutes with revisions.
+    let path = generate(&dir, &["-c", "12000", "-r", "30", "-n", "2000", "-d", "30", "-p", "15", "-s", "11"]);
+    for partitions in [1, 4] {
+        let topic = unique("early");
+        broker.create_topic(&topic, partitions);
+        produce(broker, &topic, &path);
+        let runs: Vec<Vec<u8>> = [
+            &["--batch-size", "1", "--workers", "1"][..],
+            &["--workers", "2"],
+            &["--batch-size", "1", "--workers", "2"],
+            &["--workers", "1"],
+        ]
+        .iter()
+        .map(|extra| {
+            let mut args = vec!["--windows", "minute,hour", "--early-interval", "20s"];
+            args.extend_from_slice(extra);
+            let out = count_from_kafka(broker, &topic, &unique("early"), &args);
+            if partitions == 1 {
+                out.stdout
+            } else {
+                let mut lines: Vec<&[u8]> = out.stdout.split(|&b| b == b'\n').collect();
+                lines.sort_unstable();
+                lines.join(&b'\n')
+            }
+        })
+        .collect();
+        let text = String::from_utf8_lossy(&runs[0]);
+        assert!(
+            text.contains(r#""window":"hour""#) && text.contains(r#""closed":false"#),
+            "provisional hours:\n{text}"
+        );
+        for (i, run) in runs.iter().enumerate().skip(1) {
+            assert!(run == &runs[0], "{partitions} partition(s): run {i} differs from run 0");
+        }
+    }
+}

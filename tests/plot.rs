@@ -70,11 +70,13 @@ fn records(dir: &Path, gen_args: &[&str]) -> Vec<u8> {
     kuniq_ok(&["count", "-i", frames.to_str().unwrap(), "--summary", "none", "--progress", "never"], None)
 }
 
+/// Minute windows with a revision (hour windows' provisional records are
+/// not revisions of a closed window).
 fn revised_minutes(records: &[u8]) -> usize {
     let mut revised = std::collections::BTreeSet::new();
     for line in records.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         let v: serde_json::Value = serde_json::from_slice(line).unwrap();
-        if v["revision"].as_u64().unwrap() > 0 {
+        if v["window"] == "minute" && v["revision"].as_u64().unwrap() > 0 {
             revised.insert(v["start"].as_u64().unwrap());
         }
     }

@@ -136,6 +136,14 @@ impl UidSet {
     }
 }
 
+impl Extend<u64> for UidSet {
+    fn extend<I: IntoIterator<Item = u64>>(&mut self, hashes: I) {
+        for hash in hashes {
+            self.insert(hash);
+        }
+    }
+}
+
 impl FromIterator<u64> for UidSet {
     fn from_iter<I: IntoIterator<Item = u64>>(hashes: I) -> UidSet {
         let mut set = UidSet::new();

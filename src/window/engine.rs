@@ -51,6 +51,10 @@ pub const DEFAULT_ALLOWED_LATENESS_SECS: u64 = 60;
 pub const DEFAULT_REVISION_INTERVAL_SECS: u64 = 5;
 /// Default distance ahead of the watermark beyond which frames are quarantined.
 pub const DEFAULT_QUARANTINE_SECS: u64 = 3600;
+/// Default event time between provisional records of an open window
+/// (`--early-interval`): a minute, so an hour, day, week, month or year
+/// says its count so far every minute, like the minute windows.
+pub const DEFAULT_EARLY_INTERVAL_SECS: u64 = 60;
 /// Default cap on the open windows of one kind. The defaults keep about 63
 /// minute windows open (quarantine, lateness and allowed lateness); 4096 is
 /// almost three days of minutes, room for streams that lag each other, and
@@ -79,6 +83,13 @@ pub struct EngineConfig {
     /// windows are counted ([`EngineStats::windows_forced`]). Default
     /// [`DEFAULT_MAX_OPEN_WINDOWS`].
     pub max_open_windows: usize,
+    /// Event time between provisional records of an open window (0: none).
+    /// Provisional record `k` of a window counts the frames each stream
+    /// admitted before its own watermark reached `start + k * interval`,
+    /// and is emitted once the global watermark has; windows no longer
+    /// than the interval have none. Default
+    /// [`DEFAULT_EARLY_INTERVAL_SECS`].
+    pub early_interval_secs: u64,
 }
 
 impl Default for EngineConfig {
@@ -90,6 +101,7 @@ impl Default for EngineConfig {
             revision_interval_secs: DEFAULT_REVISION_INTERVAL_SECS,
             quarantine_secs: DEFAULT_QUARANTINE_SECS,
             max_open_windows: DEFAULT_MAX_OPEN_WINDOWS,
+            early_interval_secs: DEFAULT_EARLY_INTERVAL_SECS,
         }
     }
 }
@@ -109,8 +121,10 @@ pub struct EngineStats {
     pub quarantined: u64,
     /// Records emitted.
     pub emissions: u64,
-    /// Records emitted with revision > 0.
+    /// Records that revise a closed window's record (late frames).
     pub revisions: u64,
+    /// Provisional records of open windows (`early_interval_secs`).
+    pub provisional: u64,
     /// Windows finalized and freed.
     pub windows_finalized: u64,
     /// Frames read again after a restart for windows that were already
@@ -148,6 +162,17 @@ struct Window {
     /// A window restored from saved state: per stream, the offset below
     /// which its frames are already in (read again, they are skipped).
     covered: Vec<(u32, u64)>,
+    /// On-time frames waiting for their provisional record: (k, uid
+    /// hashes), ascending k; frame admitted while its stream's watermark was
+    /// before `start + k * early_interval` go into record `k` and later.
+    early: Vec<(u32, Vec<u64>)>,
+    /// Provisional records completed (emitted, or skipped as unchanged).
+    next_early: u32,
+    /// Provisional records at or below this complete without a record: a
+    /// run before a restart sent them.
+    early_silent_through: u32,
+    /// A record of the closed window was sent (later ones are revisions).
+    closed_sent: bool,
 }
 
 impl Window {
@@ -164,6 +189,33 @@ impl Window {
             silent_below: 0,
             firsts: Vec::new(),
             covered: Vec::new(),
+            early: Vec::new(),
+            next_early: 0,
+            early_silent_through: 0,
+            closed_sent: false,
+        }
+    }
+
+    /// Holds an on-time frame for provisional record `k` (and later ones).
+    fn hold_early(&mut self, k: u32, hash: u64) {
+        let k = k.max(self.next_early + 1);
+        match self.early.iter_mut().rev().find(|(e, _)| *e <= k) {
+            Some((e, hashes)) if *e == k => hashes.push(hash),
+            _ => {
+                let at = self.early.partition_point(|(e, _)| *e < k);
+                self.early.insert(at, (k, vec![hash]));
+            }
+        }
+    }
+
+    /// Counts the held on-time frames of provisional records up to `k`.
+    fn release_early(&mut self, k: u32) {
+        while self.early.first().is_some_and(|(e, _)| *e <= k) {
+            let (_, hashes) = self.early.remove(0);
+            self.frames += hashes.len() as u64;
+            for hash in hashes {
+                self.set.insert(hash);
+            }
         }
     }
 
@@ -173,6 +225,15 @@ impl Window {
     /// frames still waiting for it.
     fn to_state(&self, kind: WindowKind, positions: &[(u32, u64)]) -> WindowState {
         let mut stages = vec![state::Stage { users: self.set.clone(), frames: self.frames }];
+        let mut early: Vec<state::Stage> = Vec::new();
+        for (k, hashes) in &self.early {
+            if early.len() < *k as usize {
+                early.resize_with(*k as usize, state::Stage::default);
+            }
+            let s = &mut early[*k as usize - 1];
+            s.users.extend(hashes.iter().copied());
+            s.frames += hashes.len() as u64;
+        }
         for &(stage, hash) in &self.held {
             if stages.len() <= stage as usize {
                 stages.resize_with(stage as usize + 1, state::Stage::default);
@@ -193,11 +254,13 @@ impl Window {
         WindowState {
             kind,
             start: self.start,
-            parts: vec![Part { covers, stages }],
+            parts: vec![Part { covers, stages, early }],
             emitted: state::Emitted {
                 revisions: self.revisions,
                 stages: self.next_stage.max(self.silent_below),
                 last: self.emitted,
+                early: self.next_early.max(self.early_silent_through),
+                closed: self.closed_sent,
             },
         }
     }
@@ -221,6 +284,17 @@ impl Window {
                 let repeats = s.frames.saturating_sub(s.users.len());
                 w.held.extend(first.into_iter().cycle().take(repeats as usize).map(|h| (stage as u32, h)));
             }
+            for (k, s) in part.early.iter().enumerate() {
+                // As for held late frames: each user once, then repeats.
+                let mut hashes = s.users.sorted();
+                let repeats = s.frames.saturating_sub(s.users.len()) as usize;
+                if let Some(&first) = hashes.first() {
+                    hashes.extend(std::iter::repeat_n(first, repeats));
+                }
+                if !hashes.is_empty() {
+                    w.early.push((k as u32 + 1, hashes));
+                }
+            }
             for &(stream, to) in &part.covers {
                 match w.covered.iter_mut().find(|c| c.0 == stream) {
                     Some(c) => c.1 = c.1.max(to),
@@ -231,6 +305,8 @@ impl Window {
         w.next_stage = saved.emitted.stages;
         w.revisions = saved.emitted.revisions;
         w.emitted = saved.emitted.last;
+        w.next_early = saved.emitted.early;
+        w.closed_sent = saved.emitted.closed;
         w
     }
 
@@ -240,6 +316,8 @@ impl Window {
             emitted: emitted.last,
             revisions: emitted.revisions,
             silent_below: emitted.stages,
+            early_silent_through: emitted.early,
+            closed_sent: emitted.stages > 0,
             ..Window::new(start, end)
         }
     }
@@ -402,6 +480,7 @@ impl Engine {
                 // A resumed window replaying its stages has sent up to
                 // `silent_below` already.
                 stages: w.next_stage.max(w.silent_below),
+                early: w.next_early.max(w.early_silent_through),
             }));
             out.extend(k.resumed.values().copied());
         }
@@ -675,6 +754,7 @@ impl Engine {
         }
         let allowed = self.cfg.allowed_lateness_secs as Secs;
         let interval = self.cfg.revision_interval_secs.max(1) as Secs;
+        let early = self.cfg.early_interval_secs as Secs;
         let (final_before, read_to) = (s.final_before, s.read_to);
         let restart = s.restart_point(ev.offset);
         for (k, kind) in self.kinds.iter_mut().enumerate() {
@@ -719,8 +799,15 @@ impl Engine {
                 continue;
             }
             if wm < end {
-                w.set.insert(ev.hash);
-                w.frames += 1;
+                if early > 0 && end - start > early {
+                    // Its first provisional record: the first whose
+                    // boundary this stream's own watermark has not reached.
+                    let k = if stream_watermark < start { 1 } else { ((stream_watermark - start) / early) as u32 + 1 };
+                    w.hold_early(k, ev.hash);
+                } else {
+                    w.set.insert(ev.hash);
+                    w.frames += 1;
+                }
             } else {
                 let stage = 1 + ((wm - end) / interval) as u32;
                 w.held.push((stage, ev.hash));
@@ -790,9 +877,15 @@ impl Engine {
                 kind.resumed.retain(|&start, _| k.end(start) + allowed > wm);
             }
             let mut finalized = 0;
+            let early = has_early(&self.cfg, kind.kind);
             for w in kind.windows.iter_mut() {
                 if w.end > wm {
-                    break;
+                    if !early {
+                        break;
+                    }
+                    // Still open: its provisional records up to `wm`.
+                    complete_early(&self.cfg, kind.kind, w, wm, &mut self.emissions, &mut self.stats);
+                    continue;
                 }
                 if complete(&self.cfg, kind.kind, w, wm, &mut self.emissions, &mut self.stats) {
                     finalized += 1;
@@ -802,6 +895,55 @@ impl Engine {
                 kind.windows.retain(|w| w.end + allowed > wm);
             }
         }
+    }
+}
+
+/// True when windows of `kind` get provisional records: an early interval
+/// shorter than the window.
+fn has_early(cfg: &EngineConfig, kind: WindowKind) -> bool {
+    cfg.early_interval_secs > 0 && kind.longest_secs() > cfg.early_interval_secs as Secs
+}
+
+/// Emits the provisional records of the open window `w` whose boundaries
+/// (`start + k * early_interval`, inside the window) watermark `wm` has
+/// reached: record `k` counts the on-time frames held for it or earlier,
+/// sent when that changed the window.
+fn complete_early(
+    cfg: &EngineConfig,
+    kind: WindowKind,
+    w: &mut Window,
+    wm: Secs,
+    out: &mut Vec<Emission>,
+    stats: &mut EngineStats,
+) {
+    let early = cfg.early_interval_secs as Secs;
+    if early == 0 || w.next_stage > 0 {
+        return;
+    }
+    loop {
+        let k = w.next_early + 1;
+        let boundary = w.start + Secs::from(k) * early;
+        if boundary >= w.end || wm < boundary {
+            return;
+        }
+        w.release_early(k);
+        let now = (w.set.len(), w.frames);
+        if k > w.early_silent_through && w.emitted != Some(now) && now.1 > 0 {
+            out.push(Emission {
+                kind,
+                start: w.start,
+                end: w.end,
+                unique_users: now.0,
+                frames: now.1,
+                revision: w.revisions,
+                closed: false,
+            });
+            stats.emissions += 1;
+            stats.provisional += 1;
+            w.revisions += 1;
+            w.emitted = Some(now);
+        }
+        w.next_early = k;
     }
 }
 
@@ -848,6 +990,7 @@ fn complete(
     let interval = cfg.revision_interval_secs.max(1) as Secs;
     let last_stage = (allowed + interval - 1) / interval;
     let final_at = w.end + allowed;
+    complete_early(cfg, kind, w, wm, out, stats);
     loop {
         let stage = w.next_stage;
         if i64::from(stage) > last_stage {
@@ -856,6 +999,11 @@ fn complete(
         let due = (w.end + i64::from(stage) * interval).min(final_at);
         if wm < due {
             return false;
+        }
+        if stage == 0 {
+            // The close: every on-time frame, the last provisional
+            // interval's too.
+            w.release_early(u32::MAX);
         }
         if !w.held.is_empty() {
             let (set, frames) = (&mut w.set, &mut w.frames);
@@ -873,7 +1021,10 @@ fn complete(
         // A window whose first frames were late has nothing to say before
         // the stage that releases them; a resumed window sent its records
         // for the stages below `silent_below` before the restart.
-        if stage >= w.silent_below && w.emitted != Some(now) && now.1 > 0 {
+        // The close is always said (even when a provisional record already
+        // had its count); later stages only when they changed the window.
+        let changed = w.emitted != Some(now) || !w.closed_sent;
+        if stage >= w.silent_below && changed && now.1 > 0 {
             out.push(Emission {
                 kind,
                 start: w.start,
@@ -881,11 +1032,13 @@ fn complete(
                 unique_users: now.0,
                 frames: now.1,
                 revision: w.revisions,
+                closed: true,
             });
             stats.emissions += 1;
-            if w.revisions > 0 {
+            if w.closed_sent {
                 stats.revisions += 1;
             }
+            w.closed_sent = true;
             w.revisions += 1;
             w.emitted = Some(now);
         }

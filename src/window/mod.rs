@@ -84,6 +84,19 @@ impl WindowKind {
         }
     }
 
+    /// The longest a window of this kind lasts, in seconds (a 31-day
+    /// month, a leap year).
+    pub fn longest_secs(self) -> Secs {
+        match self {
+            WindowKind::Minute => 60,
+            WindowKind::Hour => 3600,
+            WindowKind::Day => DAY,
+            WindowKind::Week => 7 * DAY,
+            WindowKind::Month => 31 * DAY,
+            WindowKind::Year => 366 * DAY,
+        }
+    }
+
     /// End (exclusive) of the window starting at `start`.
     #[inline]
     pub fn end(self, start: Secs) -> Secs {

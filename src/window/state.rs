@@ -13,8 +13,12 @@
 //!   [`crate::window::engine`]). Revision `r` of the window counts stages
 //!   `0..=r` of every part, which is why records do not depend on how
 //!   streams interleave.
+//! - by **provisional record** for the on-time frames of an open window
+//!   not yet counted in a provisional record (`--early-interval`): entry
+//!   `k - 1` holds the frames first counted in provisional record `k`.
 //! - and **what was emitted**: records sent so far, the last one's values,
-//!   and the stages completed, so a restart goes on without sending a
+//!   the stages and provisional records completed, and whether the closed
+//!   window's record went out, so a restart goes on without sending a
 //!   record twice or a different record under the same revision.
 //!
 //! [`WindowState::merge`] gives the state of the union. Parts of different
@@ -35,10 +39,12 @@
 //! version  u8 = 1
 //! kind     u8                0 minute, 1 hour, 2 day, 3 week, 4 month, 5 year
 //! start    i64               window start, unix seconds
-//! emitted  u32 revisions, u32 stages, u8 has_last, [u64 users, u64 frames]
+//! emitted  u32 revisions, u32 stages, u8 has_last, [u64 users, u64 frames],
+//!          u32 provisional records completed, u8 closed record sent
 //! parts    u32 count, then per part:
 //!   covers u32 count, then (u32 stream, u64 read_to) ascending by stream
 //!   stages u32 count, then per stage: u64 frames, u64 n, n × u64 hash ascending
+//!   early  u32 count, then per provisional record, as a stage
 //! ```
 //!
 //! Hashes are the portable uid hash ([`crate::count::UidHasher`]: XXH3-64,
@@ -76,6 +82,9 @@ pub struct Part {
     pub covers: Vec<(u32, u64)>,
     /// Per stage, from 0 (on time): the uids and frame count.
     pub stages: Vec<Stage>,
+    /// Per provisional record `k` (at `k - 1`): on-time frames first
+    /// counted in it, not yet in stage 0.
+    pub early: Vec<Stage>,
 }
 
 /// The frames of one stage of one part.
@@ -96,6 +105,10 @@ pub struct Emitted {
     pub stages: u32,
     /// (unique users, frames) of the last record, once one was sent.
     pub last: Option<(u64, u64)>,
+    /// Provisional records completed.
+    pub early: u32,
+    /// A record of the closed window was sent.
+    pub closed: bool,
 }
 
 /// Why two states cannot be merged, or bytes cannot be decoded.
@@ -240,6 +253,8 @@ impl WindowState {
             }
             None => out.push(0),
         }
+        out.extend_from_slice(&e.early.to_le_bytes());
+        out.push(u8::from(e.closed));
         out.extend_from_slice(&(self.parts.len() as u32).to_le_bytes());
         for part in &self.parts {
             out.extend_from_slice(&encode_part(part));
@@ -267,6 +282,12 @@ impl WindowState {
             1 => Some((r.u64()?, r.u64()?)),
             _ => return Err(StateError::Damaged("bad last-record flag")),
         };
+        let early = r.u32()?;
+        let closed = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(StateError::Damaged("bad closed flag")),
+        };
         let mut parts = Vec::new();
         for _ in 0..r.count(12)? {
             parts.push(decode_part(&mut r)?);
@@ -277,7 +298,7 @@ impl WindowState {
         if !parts.windows(2).all(|w| w[0].covers.first() < w[1].covers.first()) {
             return Err(StateError::Damaged("parts out of order"));
         }
-        Ok(WindowState { kind, start, parts, emitted: Emitted { revisions, stages, last } })
+        Ok(WindowState { kind, start, parts, emitted: Emitted { revisions, stages, last, early, closed } })
     }
 }
 
@@ -288,12 +309,14 @@ fn encode_part(part: &Part) -> Vec<u8> {
         out.extend_from_slice(&stream.to_le_bytes());
         out.extend_from_slice(&read_to.to_le_bytes());
     }
-    out.extend_from_slice(&(part.stages.len() as u32).to_le_bytes());
-    for stage in &part.stages {
-        out.extend_from_slice(&stage.frames.to_le_bytes());
-        out.extend_from_slice(&stage.users.len().to_le_bytes());
-        for hash in stage.users.sorted() {
-            out.extend_from_slice(&hash.to_le_bytes());
+    for stages in [&part.stages, &part.early] {
+        out.extend_from_slice(&(stages.len() as u32).to_le_bytes());
+        for stage in stages {
+            out.extend_from_slice(&stage.frames.to_le_bytes());
+            out.extend_from_slice(&stage.users.len().to_le_bytes());
+            for hash in stage.users.sorted() {
+                out.extend_from_slice(&hash.to_le_bytes());
+            }
         }
     }
     out
@@ -307,6 +330,12 @@ fn decode_part(r: &mut Reader<'_>) -> Result<Part, StateError> {
     if covers.is_empty() || !covers.windows(2).all(|w| w[0].0 < w[1].0) {
         return Err(StateError::Damaged("a part's streams are missing or out of order"));
     }
+    let stages = decode_stages(r)?;
+    let early = decode_stages(r)?;
+    Ok(Part { covers, stages, early })
+}
+
+fn decode_stages(r: &mut Reader<'_>) -> Result<Vec<Stage>, StateError> {
     let mut stages = Vec::new();
     for _ in 0..r.count(16)? {
         let frames = r.u64()?;
@@ -329,7 +358,7 @@ fn decode_part(r: &mut Reader<'_>) -> Result<Part, StateError> {
         }
         stages.push(Stage { users, frames });
     }
-    Ok(Part { covers, stages })
+    Ok(stages)
 }
 
 fn kind_code(kind: WindowKind) -> u8 {

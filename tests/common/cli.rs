@@ -19,7 +19,8 @@ use tempfile::TempDir;
 pub const KUNIQ: &str = env!("CARGO_BIN_EXE_kuniq");
 
 /// The fields every record starts with, in this order (BRIEF "Output contract").
-pub const CONTRACT_FIELDS: [&str; 7] = ["window", "start", "end", "unique_users", "frames", "revision", "estimator"];
+pub const CONTRACT_FIELDS: [&str; 8] =
+    ["window", "start", "end", "unique_users", "frames", "revision", "estimator", "closed"];
 
 /// Every reason a frame can be rejected for, as the summary names them.
 pub const REASONS: [&str; 11] = [
@@ -190,6 +191,7 @@ pub fn parse_record(line: &[u8]) -> Record {
     let count = |name: &str| field(name).as_u64().unwrap_or_else(|| panic!("record {text}: {name} is not a count"));
     assert_eq!(field("window"), "minute", "record {text}: only minute windows were asked for");
     assert_eq!(field("estimator"), "exact", "record {text}");
+    assert_eq!(field("closed"), true, "record {text}: a minute has no provisional records");
     let record = Record {
         start: int("start"),
         end: int("end"),

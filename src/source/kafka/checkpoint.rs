@@ -72,6 +72,7 @@ impl Checkpoints {
             return Ok(None);
         }
         let saved = SavedState {
+            version: 3,
             partitions: self.partitions,
             config: self.config.clone(),
             streams,

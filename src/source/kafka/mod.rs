@@ -360,6 +360,18 @@ fn start_offsets(
         if let Some(wm) = saved.watermark {
             engine.resume_watermark(wm);
         }
+        if saved.version < 3 {
+            tracing::warn!(
+                group = kafka.group,
+                version = saved.version,
+                "the saved state of group '{}' was written by an older kuniq (state version {}), whose records had \
+                 no \"closed\" field and no provisional records: records this run sends again for windows open at \
+                 the restart differ in bytes from those sent before it (same counts, a new field), and windows \
+                 longer than a minute send provisional records from now on",
+                kafka.group,
+                saved.version
+            );
+        }
         if saved.emitted.iter().any(|w| w.last.is_none()) {
             tracing::warn!(
                 group = kafka.group,

@@ -77,6 +77,9 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// One checkpoint of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavedState {
+    /// The record's version: 3 when written by this kuniq; 1 or 2 when
+    /// read from an older one (records then had no `closed` field).
+    pub version: u8,
     /// Partitions of the input topic when it was written.
     pub partitions: i32,
     /// The window settings it was written with ([`config_text`]).
@@ -184,13 +187,14 @@ pub fn windows_from_chunks(reference: &WindowsRef, chunks: &[Vec<u8>]) -> Result
 pub fn config_text(cfg: &EngineConfig) -> String {
     let windows: Vec<&str> = cfg.kinds.iter().map(|k| k.name()).collect();
     format!(
-        "lateness:{},allowed:{},interval:{},quarantine:{},windows:{},max-open:{}",
+        "lateness:{},allowed:{},interval:{},quarantine:{},windows:{},max-open:{},early:{}",
         cfg.lateness_secs,
         cfg.allowed_lateness_secs,
         cfg.revision_interval_secs,
         cfg.quarantine_secs,
         windows.join("+"),
-        cfg.max_open_windows
+        cfg.max_open_windows,
+        cfg.early_interval_secs
     )
 }
 
@@ -226,7 +230,10 @@ impl SavedState {
         for w in &self.emitted {
             let (users, frames) =
                 w.last.map_or(("-".to_string(), "-".to_string()), |(u, f)| (u.to_string(), f.to_string()));
-            out.push_str(&format!(" w={}:{}:{}:{users}:{frames}:{}", w.kind, w.start, w.revisions, w.stages));
+            out.push_str(&format!(
+                " w={}:{}:{}:{users}:{frames}:{}:{}",
+                w.kind, w.start, w.revisions, w.stages, w.early
+            ));
         }
         if let Some(r) = windows {
             out.push_str(&format!(" windows={}:{}:{}:{:016x}", r.generation, r.chunks, r.bytes, r.checksum));
@@ -237,12 +244,15 @@ impl SavedState {
     /// Parses a record value; the windows it names are still to be read
     /// (`windows` is empty).
     pub fn decode(text: &str) -> Result<(SavedState, Option<WindowsRef>), String> {
-        let (rest, v1) = match [MAGIC, MAGIC_V2, MAGIC_V1].map(|m| text.strip_prefix(m)) {
-            [Some(rest), _, _] | [None, Some(rest), _] => (rest, false),
-            [None, None, Some(rest)] => (rest, true),
+        let (rest, version) = match [MAGIC, MAGIC_V2, MAGIC_V1].map(|m| text.strip_prefix(m)) {
+            [Some(rest), _, _] => (rest, 3),
+            [None, Some(rest), _] => (rest, 2),
+            [None, None, Some(rest)] => (rest, 1),
             _ => return Err("not a kuniq state record of version 1 to 3 (written by a newer kuniq?)".into()),
         };
+        let v1 = version == 1;
         let mut state = SavedState {
+            version,
             partitions: 0,
             config: String::new(),
             streams: Vec::new(),
@@ -276,19 +286,22 @@ impl SavedState {
                     let kind = parts.first().and_then(|t| WindowKind::from_name(t)).ok_or_else(bad)?;
                     let start = parts.get(1).and_then(|t| t.parse().ok()).ok_or_else(bad)?;
                     let revisions = parts.get(2).and_then(|t| t.parse().ok()).ok_or_else(bad)?;
-                    let (last, stages) = match parts[3..] {
+                    let (last, stages, early) = match parts[3..] {
                         // Version 1: only how many records were sent.
-                        [] if v1 => (None, 0),
-                        [users, frames, stages] => {
+                        [] if v1 => (None, 0, "0"),
+                        // Version 2: no provisional records; version 3:
+                        // how many were completed.
+                        [users, frames, stages] | [users, frames, stages, _] => {
                             let last = match (users, frames) {
                                 ("-", "-") => None,
                                 _ => Some((users.parse().map_err(|_| bad())?, frames.parse().map_err(|_| bad())?)),
                             };
-                            (last, stages.parse().map_err(|_| bad())?)
+                            (last, stages.parse().map_err(|_| bad())?, parts.get(6).copied().unwrap_or("0"))
                         }
                         _ => return Err(bad()),
                     };
-                    state.emitted.push(EmittedWindow { kind, start, revisions, last, stages });
+                    let early = early.parse().map_err(|_| bad())?;
+                    state.emitted.push(EmittedWindow { kind, start, revisions, last, stages, early });
                 }
                 _ if name.starts_with('p') => {
                     let p: i32 = name[1..].parse().map_err(|_| format!("bad field '{field}'"))?;
@@ -474,6 +487,7 @@ mod tests {
     #[test]
     fn a_state_survives_encoding() {
         let state = SavedState {
+            version: 3,
             partitions: 4,
             config: config_text(&EngineConfig::default()),
             streams: vec![
@@ -495,14 +509,22 @@ mod tests {
                     revisions: 3,
                     last: Some((812, 1000)),
                     stages: 4,
+                    early: 0,
                 },
-                EmittedWindow { kind: WindowKind::Hour, start: 1_468_242_000, revisions: 1, last: None, stages: 0 },
+                EmittedWindow {
+                    kind: WindowKind::Hour,
+                    start: 1_468_242_000,
+                    revisions: 1,
+                    last: None,
+                    stages: 0,
+                    early: 5,
+                },
             ],
             windows: Vec::new(),
         };
         let text = state.encode(None);
         assert!(text.starts_with("kuniq-state 3 partitions=4 config=lateness:5,allowed:60"), "{text}");
-        assert!(text.contains(" wm=1468244452 ") && text.contains(" w=minute:1468244400:3:812:1000:4"), "{text}");
+        assert!(text.contains(" wm=1468244452 ") && text.contains(" w=minute:1468244400:3:812:1000:4:0"), "{text}");
         assert_eq!(SavedState::decode(&text), Ok((state.clone(), None)));
         let reference = WindowsRef { generation: 7, chunks: 3, bytes: 1_310_720, checksum: 0x9f1c };
         let text = state.encode(Some(&reference));
@@ -526,8 +548,9 @@ mod tests {
                         users: (0..100_000u64).map(|i| i * 7919 + d).collect::<UidSet>(),
                         frames: 250_000,
                     }],
+                    early: vec![Stage::default(), Stage { users: [1u64, 2].into_iter().collect(), frames: 3 }],
                 }],
-                emitted: Emitted { revisions: d as u32, stages: 0, last: None },
+                emitted: Emitted { revisions: d as u32, stages: 0, last: None, early: 3, closed: false },
             })
             .collect();
         let (chunks, reference) = window_chunks("g/t", 8, &windows);
@@ -556,7 +579,14 @@ mod tests {
         assert_eq!(state.watermark, None);
         assert_eq!(
             state.emitted,
-            [EmittedWindow { kind: WindowKind::Minute, start: 1_468_244_400, revisions: 2, last: None, stages: 0 }]
+            [EmittedWindow {
+                kind: WindowKind::Minute,
+                start: 1_468_244_400,
+                revisions: 2,
+                last: None,
+                stages: 0,
+                early: 0
+            }]
         );
         assert!(SavedState::decode("kuniq-state 2 w=minute:1468244400:2").unwrap_err().contains("bad window"));
     }

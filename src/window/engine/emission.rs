@@ -15,8 +15,12 @@ pub struct Emission {
     pub unique_users: u64,
     /// Frames counted into the window.
     pub frames: u64,
-    /// 0 for the first emission, +1 for each update.
+    /// 0 for the first emission, +1 for each one after it (provisional
+    /// records of an open window included).
     pub revision: u32,
+    /// False for a provisional record of a window still open
+    /// (`--early-interval`); true from the record at its close on.
+    pub closed: bool,
 }
 
 impl Emission {
@@ -27,13 +31,14 @@ impl Emission {
         // Writing to a Vec cannot fail.
         let _ = write!(
             out,
-            r#"{{"window":"{}","start":{},"end":{},"unique_users":{},"frames":{},"revision":{},"estimator":"exact"}}"#,
+            r#"{{"window":"{}","start":{},"end":{},"unique_users":{},"frames":{},"revision":{},"estimator":"exact","closed":{}}}"#,
             self.kind.name(),
             self.start,
             self.end,
             self.unique_users,
             self.frames,
-            self.revision
+            self.revision,
+            self.closed
         );
     }
 

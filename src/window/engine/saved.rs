@@ -45,4 +45,7 @@ pub struct EmittedWindow {
     /// Stages completed; a resumed window completes them again without a
     /// record.
     pub stages: u32,
+    /// Provisional records completed (`early_interval_secs`); a resumed
+    /// window completes them again without a record.
+    pub early: u32,
 }

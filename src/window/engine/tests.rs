@@ -9,18 +9,20 @@ use super::*;
 const T0: Secs = 1_468_244_384;
 
 /// Every record the semantics prescribe for one stream of (ts, uid), computed
-/// the plain way: a running max, each frame's stage, then for each window the
-/// sequence of distinct (users, frames) values over its stages.
+/// the plain way: a running max, each frame's stage (and, on time, its first
+/// provisional record), then for each window the sequence of distinct
+/// (users, frames) values over its provisional records and its stages.
 fn reference(cfg: &EngineConfig, frames: &[(Secs, u64)]) -> Vec<Emission> {
     let lateness = cfg.lateness_secs as Secs;
     let allowed = cfg.allowed_lateness_secs as Secs;
     let interval = cfg.revision_interval_secs as Secs;
+    let early = cfg.early_interval_secs as Secs;
     let last_stage = (allowed + interval - 1) / interval;
     let mut out = Vec::new();
     for &kind in &cfg.kinds {
         let mut max = Secs::MIN;
-        // window start -> list of (stage, uid)
-        let mut staged: BTreeMap<Secs, Vec<(i64, u64)>> = BTreeMap::new();
+        // window start -> list of (stage, first provisional record, uid)
+        let mut staged: BTreeMap<Secs, Vec<(i64, i64, u64)>> = BTreeMap::new();
         for &(ts, uid) in frames {
             max = max.max(ts);
             let wm = max - lateness;
@@ -33,25 +35,31 @@ fn reference(cfg: &EngineConfig, frames: &[(Secs, u64)]) -> Vec<Emission> {
             } else {
                 continue;
             };
-            staged.entry(start).or_default().push((stage, uid));
+            let first = if early > 0 && wm >= start { (wm - start) / early + 1 } else { 1 };
+            staged.entry(start).or_default().push((stage, first, uid));
         }
         for (start, entries) in staged {
+            let end = kind.end(start);
             let mut last = None;
             let mut revision = 0;
-            for stage in 0..=last_stage {
-                let upto: Vec<u64> = entries.iter().filter(|(s, _)| *s <= stage).map(|(_, u)| *u).collect();
+            let mut closed_sent = false;
+            // Provisional records at start + k * early, inside the window.
+            let provisional = if early > 0 && end - start > early { (end - start - 1) / early } else { 0 };
+            let steps = (1..=provisional).map(|k| (false, 0, k)).chain((0..=last_stage).map(|s| (true, s, i64::MAX)));
+            for (closed, stage, k) in steps {
+                let upto: Vec<u64> = entries
+                    .iter()
+                    .filter(|(s, first, _)| *s <= stage && (*s > 0 || *first <= k))
+                    .map(|(_, _, u)| *u)
+                    .collect();
                 let value = (upto.iter().collect::<HashSet<_>>().len() as u64, upto.len() as u64);
-                if upto.is_empty() || last == Some(value) {
+                // The close is said even when a provisional record had its
+                // count.
+                if upto.is_empty() || (last == Some(value) && (closed_sent || !closed)) {
                     continue;
                 }
-                out.push(Emission {
-                    kind,
-                    start,
-                    end: kind.end(start),
-                    unique_users: value.0,
-                    frames: value.1,
-                    revision,
-                });
+                closed_sent |= closed;
+                out.push(Emission { kind, start, end, unique_users: value.0, frames: value.1, revision, closed });
                 revision += 1;
                 last = Some(value);
             }
@@ -122,6 +130,7 @@ fn config(lateness: u64, allowed: u64, interval: u64, kinds: Vec<WindowKind>) ->
         revision_interval_secs: interval,
         quarantine_secs: DEFAULT_QUARANTINE_SECS,
         max_open_windows: DEFAULT_MAX_OPEN_WINDOWS,
+        early_interval_secs: 0,
     }
 }
 
@@ -141,9 +150,11 @@ proptest! {
         allowed in 0u64..120,
         interval in 1u64..20,
         hours in any::<bool>(),
+        early in prop::sample::select(vec![0u64, 7, 30, 60, 600]),
     ) {
         let kinds = if hours { vec![WindowKind::Minute, WindowKind::Hour] } else { vec![WindowKind::Minute] };
-        let cfg = config(lateness, allowed, interval, kinds);
+        let mut cfg = config(lateness, allowed, interval, kinds);
+        cfg.early_interval_secs = early;
         let frames = stream(len, rate, delay, pct, users, seed);
         let order = vec![0; frames.len()];
         let (got, stats) = run(&cfg, std::slice::from_ref(&frames), &order, batch);
@@ -165,8 +176,10 @@ proptest! {
         batch_a in 1usize..300,
         batch_b in 1usize..300,
         shuffle_seed in any::<u64>(),
+        early in prop::sample::select(vec![0u64, 10, 60]),
     ) {
-        let cfg = config(5, 60, 5, vec![WindowKind::Minute]);
+        let mut cfg = config(5, 60, 5, vec![WindowKind::Minute, WindowKind::Hour]);
+        cfg.early_interval_secs = early;
         let streams: Vec<Vec<(Secs, u64)>> =
             lens.iter().enumerate().map(|(i, &n)| stream(n, 10, 20, 10, 200, seed ^ i as u64)).collect();
         let sequential: Vec<usize> = streams.iter().enumerate().flat_map(|(i, s)| vec![i; s.len()]).collect();
@@ -195,9 +208,11 @@ proptest! {
         seed in any::<u64>(),
         batches in prop::collection::vec(1usize..300, 1..12),
         cap in 1usize..40,
+        early in prop::sample::select(vec![0u64, 60, 3600]),
     ) {
         let mut cfg = config(5, 60, 5, WindowKind::ALL.to_vec());
         cfg.max_open_windows = cap;
+        cfg.early_interval_secs = early;
         let frames = sparse_stream(len, gap, delay, seed);
         let (one_by_one, stats_one) = run(&cfg, std::slice::from_ref(&frames), &vec![0; len], 1);
         let (batched, stats_batched) = run_in_batches(&cfg, &frames, &batches);
@@ -375,6 +390,7 @@ proptest! {
         interval in 1u64..20,
         hours in any::<bool>(),
         save_windows in any::<bool>(),
+        early in prop::sample::select(vec![0u64, 10, 60]),
         cut_per_mille in 0usize..=1000,
         order_seed in any::<u64>(),
         resume_seed in any::<u64>(),
@@ -383,7 +399,8 @@ proptest! {
         second_cut in prop::option::of(0usize..400),
     ) {
         let kinds = if hours { vec![WindowKind::Minute, WindowKind::Hour] } else { vec![WindowKind::Minute] };
-        let cfg = config(5, allowed, interval, kinds);
+        let mut cfg = config(5, allowed, interval, kinds);
+        cfg.early_interval_secs = early;
         let mut streams: Vec<Vec<(Secs, u64)>> =
             lens.iter().enumerate().map(|(i, &n)| stream(n, 10, delay, 15, 300, seed ^ i as u64)).collect();
         let s = &mut streams[0];
@@ -487,7 +504,7 @@ fn a_minute_closes_once_the_watermark_passes_its_end() {
     assert_eq!(
         String::from_utf8(json).unwrap(),
         format!(
-            r#"{{"window":"minute","start":{minute},"end":{},"unique_users":20,"frames":20,"revision":0,"estimator":"exact"}}"#,
+            r#"{{"window":"minute","start":{minute},"end":{},"unique_users":20,"frames":20,"revision":0,"estimator":"exact","closed":true}}"#,
             minute + 60
         )
     );

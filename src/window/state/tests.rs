@@ -14,7 +14,7 @@ type Frame = (u32, u64, u32, String);
 /// The part of `streams` holding the frames each read below its offset.
 fn part_of(frames: &[Frame], streams: &[(u32, u64)]) -> Part {
     let hasher = UidHasher::new();
-    let mut part = Part { covers: streams.to_vec(), stages: Vec::new() };
+    let mut part = Part { covers: streams.to_vec(), stages: Vec::new(), early: Vec::new() };
     part.covers.sort_unstable();
     for (stream, offset, stage, uid) in frames {
         if !streams.iter().any(|&(s, read_to)| s == *stream && *offset < read_to) {
@@ -51,11 +51,8 @@ fn frames() -> impl Strategy<Value = Vec<Frame>> {
 }
 
 fn emitted() -> impl Strategy<Value = Emitted> {
-    (0u32..4, 0u32..4, prop::option::of((0u64..50, 0u64..200))).prop_map(|(revisions, stages, last)| Emitted {
-        revisions,
-        stages,
-        last,
-    })
+    (0u32..4, 0u32..4, prop::option::of((0u64..50, 0u64..200)), 0u32..3, any::<bool>())
+        .prop_map(|(revisions, stages, last, early, closed)| Emitted { revisions, stages, last, early, closed })
 }
 
 /// A worker's state: per stream, a prefix of its frames (read_to).
