@@ -103,9 +103,11 @@ pub(crate) struct Stage {
     /// Number of top-level `ts` keys.
     pub ts_count: u32,
     /// Bytes a full UTF-8 validator must check: empty when the frame is
-    /// ASCII and two-byte sequences only (checked by the scan), else from
-    /// the first block with a byte of 0x80 or above to the end of the last
-    /// one. Bytes outside are ASCII: no multi-byte sequence crosses its ends.
+    /// ASCII and two-byte sequences only (checked by the scan), else the
+    /// whole frame. (Narrowing it to the blocks with non-ASCII bytes cost
+    /// the scan a tenth of its instructions per block to save simdutf8 a
+    /// few ASCII bytes in rare frames: official frames hold two-byte
+    /// Cyrillic only.)
     pub utf8: std::ops::Range<usize>,
 }
 
@@ -302,7 +304,6 @@ unsafe fn lex<C: Classify, const LINE: bool>(
     carry: &mut LexCarry,
     err: &mut u64,
     undecided: &mut u64,
-    non_ascii: &mut u64,
     utf8_hard: &mut u64,
     line_end: &mut Option<u32>,
 ) -> Lexed {
@@ -331,7 +332,6 @@ unsafe fn lex<C: Classify, const LINE: bool>(
         }
         raw.ws |= !keep;
     }
-    *non_ascii = raw.non_ascii;
     // UTF-8 made only of ASCII and two-byte sequences (Latin, Greek,
     // Cyrillic, Hebrew, Arabic...) is checked here: every lead byte is
     // followed by exactly one continuation byte. Anything else (longer
@@ -418,8 +418,6 @@ unsafe fn scan<C: Classify, const LINE: bool>(stage: &mut Stage, data: &[u8]) ->
     // Non-zero when the masks cannot decide (a mask, not a bool: OR-ing
     // masks needs no compare per block).
     let mut undecided = 0u64;
-    let mut non_ascii = 0u64;
-    let (mut utf8_from, mut utf8_to) = (usize::MAX, 0);
     let mut utf8_hard = 0u64;
     let mut keys = Keys::default();
 
@@ -443,22 +441,8 @@ unsafe fn scan<C: Classify, const LINE: bool>(stage: &mut Stage, data: &[u8]) ->
             };
             // SAFETY: forwarded from this function's contract.
             lexed[j] = unsafe {
-                lex::<C, LINE>(
-                    block,
-                    &mut lex_carry,
-                    &mut err,
-                    &mut undecided,
-                    &mut non_ascii,
-                    &mut utf8_hard,
-                    &mut line_end,
-                )
+                lex::<C, LINE>(block, &mut lex_carry, &mut err, &mut undecided, &mut utf8_hard, &mut line_end)
             };
-            // Without a branch: whether a block has non-ASCII bytes is
-            // as random as the text.
-            let here = (first + j) * 64;
-            let has = non_ascii != 0;
-            utf8_from = if has { utf8_from.min(here) } else { utf8_from };
-            utf8_to = if has { here + 64 } else { utf8_to };
             if let Some(at) = line_end {
                 len = (first + j) * 64 + at as usize;
                 count = j + 1;
@@ -485,8 +469,8 @@ unsafe fn scan<C: Classify, const LINE: bool>(stage: &mut Stage, data: &[u8]) ->
         | carry.key_fill
         | lex_carry.escaped
         | lex_carry.in_string;
-    if (utf8_hard | lex_carry.lead2) != 0 && utf8_from < utf8_to {
-        stage.utf8 = utf8_from..utf8_to.min(len);
+    if (utf8_hard | lex_carry.lead2) != 0 {
+        stage.utf8 = 0..len;
     }
     if err != 0 || pending != 0 || !depth.ended {
         return (Outcome::Invalid, len);
