@@ -71,6 +71,11 @@ pub(crate) trait Classify {
     /// # Safety
     /// As for `classify`.
     unsafe fn pdep(x: u64, mask: u64) -> u64;
+
+    /// True when [`Classify::escape_letters`] is cheap enough to run on
+    /// every block rather than behind a branch on backslashes (SIMD
+    /// classifiers: a few instructions; the portable one: a byte loop).
+    const EVERY_BLOCK_ESCAPES: bool = true;
 }
 
 /// Result of the mask pass over a whole frame.
@@ -339,14 +344,17 @@ unsafe fn lex<C: Classify, const LINE: bool>(
     let expected_cont = (raw.lead2 << 1) | carry.lead2;
     carry.lead2 = raw.lead2 >> 63;
     *utf8_hard |= (raw.cont ^ expected_cont) | (raw.non_ascii & !(raw.lead2 | raw.cont));
-    // Escapes are checked in every block, without a branch: official
-    // frames have a backslash in most blocks, and a branch on it was
-    // mispredicted on the rest (4% slower on 20,000 official frames).
-    let escaped = escaped_bytes(raw.backslash, &mut carry.escaped);
-    // SAFETY: as above.
-    let (letters, u) = unsafe { C::escape_letters(block) };
-    *err |= escaped & !letters;
-    *undecided |= escaped & u;
+    // The SIMD classifiers check escapes in every block, without a branch:
+    // official frames have a backslash in most blocks, and a branch on it
+    // was mispredicted on the rest (4% slower on 20,000 official frames).
+    let mut escaped = 0;
+    if C::EVERY_BLOCK_ESCAPES || raw.backslash | carry.escaped != 0 {
+        escaped = escaped_bytes(raw.backslash, &mut carry.escaped);
+        // SAFETY: as above.
+        let (letters, u) = unsafe { C::escape_letters(block) };
+        *err |= escaped & !letters;
+        *undecided |= escaped & u;
+    }
     let quote = raw.quote & !escaped;
     // SAFETY: as above.
     let in_string = unsafe { C::prefix_xor(quote) } ^ carry.in_string;
