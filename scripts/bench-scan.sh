@@ -111,6 +111,9 @@ echo "# One core: kuniq count --workers 1 against wc -l"
 echo
 machine_info
 echo
+if [[ -n "${KUNIQ_BENCH_BIN:-}" ]]; then
+    echo "binary:  $KUNIQ_BIN (from KUNIQ_BENCH_BIN: not necessarily built from the commit above)"
+fi
 echo "input:   $file"
 echo "         $bytes bytes ($(awk -v b="$bytes" 'BEGIN { printf "%.2f GB", b / 1e9 }')), page cache warmed with cat before the runs"
 echo "kuniq:   taskset -c $core ${kuniq_cmd[*]#"$KUNIQ_ROOT/"}"
