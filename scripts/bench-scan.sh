@@ -205,7 +205,7 @@ if failures:
     for line in failures:
         print(f"  {line}")
 else:
-    print(f"counts:  exact: all {len(want)} minutes equal the independent Python count "
+    print(f"counts:  exact: all {len(want)} minute windows equal the independent Python count "
           f"({truth['frames']} frames, {truth['bad']} bad)")
 ratio = med["kuniq"] / med["wc"]
 ok = ratio <= 2.5 and not failures
