@@ -15,6 +15,8 @@
 //! depend on hash values; only comparing raw hashes across differently built
 //! binaries would.
 
+pub mod sketch;
+
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 
