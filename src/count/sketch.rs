@@ -39,14 +39,19 @@ use std::fmt;
 use datasketches::hash::value::raw_bytes;
 use datasketches::hll::{Coupon, HllSketch, HllType, HllUnion};
 
-/// Default log2 of the number of registers: 2^17 registers.
+/// Default log2 of the number of registers: 2^16 registers.
 ///
 /// The smallest `lg_k` whose relative error stayed within 1 % at p99 in
-/// every measured shape (100 to 10M distinct users, uniform and skewed
-/// repeats), for single sketches (HIP estimate) and for unions of 60
-/// sketches (composite estimate). lg_k 16 met it for single sketches but not
-/// for unions. See profiles/2026-12-07-sketch.md.
-pub const DEFAULT_LG_K: u8 = 17;
+/// every measured shape (100 to 10M distinct users, each once, uniform and
+/// skewed repeats), for single sketches (HIP estimate) and for unions
+/// (composite estimate). Measured worst p99 at 16: 0.80 % single, 0.93 %
+/// merged (1,000 windows of 1M users); lg_k 14 reached 1.5 % and 1.8 %, so
+/// 15 is not enough either in theory (its error is that of 16 times 1.41).
+/// The margin is thin: merged, 14 of 4,000 windows of 200k users and 6 of
+/// 1,000 windows of 1M users were off by more than 1 % (at most 1.3 %); lg_k
+/// 17 (p99 0.57 % single, 0.72 % merged, none over 1 %) doubles the bytes.
+/// See profiles/2026-12-07-sketch.md.
+pub const DEFAULT_LG_K: u8 = 16;
 
 /// Smallest `lg_k` the sketch accepts (DataSketches' limit).
 pub const MIN_LG_K: u8 = 4;
@@ -56,12 +61,14 @@ pub const MAX_LG_K: u8 = 21;
 
 /// Register width of kuniq's sketches: HLL_4, 4 bits per register.
 ///
-/// The three widths give identical estimates for the same input (DataSketches
-/// guarantees it; the registers hold the same values), so the choice is
-/// memory against update time. HLL_4 holds a 2^17-register window in 64 KiB
-/// instead of HLL_8's 128 KiB, and serializes to about half the bytes, which
-/// is what a record with `--emit-sketch` and a checkpoint carry; its update
-/// cost over HLL_8 was small next to the hashing (profiles/2026-12-07-sketch.md).
+/// The three widths give identical estimates for the same input (the
+/// registers hold the same values; `examples/sketch_error.rs` asserts it), so
+/// the choice is memory against update time. HLL_4 holds a 2^16-register
+/// window in 33 KiB instead of HLL_8's 64 KiB and serializes to half the
+/// bytes, which is what a record with `--emit-sketch` and a checkpoint carry.
+/// Its updates are slower: with the Murmur3 hash, 9.4-10 ns against HLL_8's
+/// 6.9-7.4 ns in a window of 45k users, 14-16 ns against 7.6-7.9 ns at 1M
+/// (profiles/2026-12-07-sketch.md), a few ns next to a frame's parse.
 pub const HLL_TYPE: HllType = HllType::Hll4;
 
 /// A uid's DataSketches hash, reduced to what an HLL sketch keeps: a 26-bit
@@ -104,7 +111,7 @@ impl fmt::Debug for UidSketch {
 }
 
 impl Default for UidSketch {
-    /// An empty sketch with [`DEFAULT_LG_K`].
+    /// An empty sketch with [`DEFAULT_LG_K`] (2^16 registers).
     fn default() -> UidSketch {
         UidSketch::with_lg_k(DEFAULT_LG_K)
     }
