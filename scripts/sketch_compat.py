@@ -22,8 +22,9 @@ Checks, for every window:
       adds nothing), within the union's 3-sigma error of Python's own
       sketch's estimate, and within 1 % of the exact count;
 and for the hour:
-  (c) Python's union of kuniq's 60 minute sketches estimates exactly what
-      kuniq's merged hour sketch estimates (and what the union of Python's
+  (c) Python's union of kuniq's 60 minute sketches, in minute order, has
+      the bytes of kuniq's merged hour (but for the same header field) and
+      estimates exactly what it estimates (and what the union of Python's
       own minute sketches estimates), within 1 % of the hour's exact count.
 
 The one byte that may differ: byte 4 (lg_arr) of an HLL_4 sketch in HLL
@@ -81,6 +82,20 @@ def union_estimate(lg_k, sketches):
     return u.get_estimate()
 
 
+def same_bytes(what, kuniq, python):
+    """Checks kuniq's image is Python's but for HLL_4's lg_arr byte (see above)."""
+    differ = [i for i in range(max(len(kuniq), len(python))) if kuniq[i : i + 1] != python[i : i + 1]]
+    # Byte 7 is the mode: the low 2 bits the current mode (2: HLL), then the type (0: HLL_4).
+    lg_arr_only = differ == [4] and kuniq[4] == 0 and kuniq[7] & 3 == 2 and kuniq[7] >> 2 == 0
+    check(
+        differ == [] or lg_arr_only,
+        f"{what} has kuniq's bytes"
+        + (f" but for byte 4, lg_arr ({kuniq[4]} vs {python[4]})" if differ else "")
+        + f" ({len(python)} bytes)",
+    )
+    return bool(differ)
+
+
 def rel(a, b):
     return abs(a - b) / b if b else abs(a - b)
 
@@ -108,15 +123,7 @@ def main():
         # (b)
         mine = own_sketch(lg_k, hll_type, uids(root / f"{name}.uids"))
         own = mine.serialize_compact()
-        differ = [i for i in range(max(len(data), len(own))) if data[i : i + 1] != own[i : i + 1]]
-        # Byte 7 is the mode: the low 2 bits the current mode (2: HLL), then the type (0: HLL_4).
-        lg_arr_only = differ == [4] and data[4] == 0 and data[7] & 3 == 2 and data[7] >> 2 == 0
-        check(
-            differ == [] or lg_arr_only,
-            f"{name}: Python's sketch of the same uids has kuniq's bytes"
-            + (f" but for byte 4, lg_arr ({data[4]} vs {own[4]})" if differ else "")
-            + f" ({len(own)} bytes)",
-        )
+        differ = same_bytes(f"{name}: Python's sketch of the same uids", data, own)
         if differ:
             check(
                 theirs.serialize_compact() == own,
@@ -136,7 +143,12 @@ def main():
     hour = meta["hour"]
     minutes = [ds.hll_sketch.deserialize((root / f"minute-{m:02}.bin").read_bytes()) for m in range(60)]
     py_hour = union_estimate(lg_k, minutes)
-    kuniq_hour = ds.hll_sketch.deserialize((root / "hour.bin").read_bytes()).get_estimate()
+    hour_bytes = (root / "hour.bin").read_bytes()
+    kuniq_hour = ds.hll_sketch.deserialize(hour_bytes).get_estimate()
+    union = ds.hll_union(lg_k)
+    for s in minutes:
+        union.update(s)
+    same_bytes("hour: Python's union of kuniq's 60 minutes", hour_bytes, union.get_result(hll_type).serialize_compact())
     check(
         math.isclose(py_hour, kuniq_hour, rel_tol=1e-12, abs_tol=0.0),
         f"hour: Python's union of kuniq's 60 minutes {py_hour!r} == kuniq's merged hour {kuniq_hour!r}",
