@@ -80,7 +80,7 @@ impl Rng {
         mix(self.0.wrapping_mul(0xD1B5_4A32_D192_ED03))
     }
     fn below(&mut self, n: u32) -> u32 {
-        ((self.next() >> 32) * u64::from(n) >> 32) as u32
+        (((self.next() >> 32) * u64::from(n)) >> 32) as u32
     }
     fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64

@@ -108,7 +108,7 @@ fn python_datasketches_reads_and_unions_kuniqs_sketches() {
         pairwise.merge(m);
     }
     assert_eq!(pairwise.estimate(), hour.estimate(), "merge and union_of give the same hour");
-    std::fs::write(&dir.join("hour.bin"), hour.to_bytes()).expect("write hour");
+    std::fs::write(dir.join("hour.bin"), hour.to_bytes()).expect("write hour");
 
     let meta = serde_json::json!({
         "lg_k": DEFAULT_LG_K,
@@ -116,7 +116,7 @@ fn python_datasketches_reads_and_unions_kuniqs_sketches() {
         "windows": windows,
         "hour": { "exact": exact(&hour_uids), "estimate": hour.estimate() },
     });
-    std::fs::write(&dir.join("meta.json"), meta.to_string()).expect("write meta");
+    std::fs::write(dir.join("meta.json"), meta.to_string()).expect("write meta");
 
     let python = python();
     let out = match Command::new(&python).arg(script()).arg(&dir).output() {
