@@ -13,7 +13,9 @@
 //! Exactness: two different uids collide with probability 2^-64 per pair;
 //! with n users in a window the chance of any collision is about
 //! n^2 / 2^65 (n = 1e5: 2.7e-10; n = 1e7: 2.7e-6).
-//!
+
+pub mod sketch;
+
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 
