@@ -1,0 +1,158 @@
+//! Completing a window: its provisional records while open, then its
+//! close and revision stages, and forcing the oldest out at the cap.
+
+use super::window::{KindWindows, Window};
+use super::{Emission, EngineConfig, EngineStats};
+use crate::window::{Secs, WindowKind};
+
+/// True when windows of `kind` get provisional records: an early interval
+/// shorter than the window.
+pub(super) fn has_early(cfg: &EngineConfig, kind: WindowKind) -> bool {
+    cfg.early_interval_secs > 0 && kind.longest_secs() > cfg.early_interval_secs as Secs
+}
+
+/// Emits the provisional records of the open window `w` whose boundaries
+/// (`start + k * early_interval`, inside the window) watermark `wm` has
+/// reached: record `k` counts the on-time frames held for it or earlier,
+/// sent when that changed the window.
+pub(super) fn complete_early(
+    cfg: &EngineConfig,
+    kind: WindowKind,
+    w: &mut Window,
+    wm: Secs,
+    out: &mut Vec<Emission>,
+    stats: &mut EngineStats,
+) {
+    let early = cfg.early_interval_secs as Secs;
+    if early == 0 || w.next_stage > 0 {
+        return;
+    }
+    loop {
+        let k = w.next_early + 1;
+        let boundary = w.start + Secs::from(k) * early;
+        if boundary >= w.end || wm < boundary {
+            return;
+        }
+        w.release_early(k);
+        let now = (w.set.len(), w.frames);
+        if k > w.early_silent_through && w.emitted != Some(now) && now.1 > 0 {
+            out.push(Emission {
+                kind,
+                start: w.start,
+                end: w.end,
+                unique_users: now.0,
+                frames: now.1,
+                revision: w.revisions,
+                closed: false,
+            });
+            stats.emissions += 1;
+            stats.provisional += 1;
+            w.revisions += 1;
+            w.emitted = Some(now);
+        }
+        w.next_early = k;
+    }
+}
+
+/// True for the kinds whose open windows checkpoints save as data
+/// ([`Engine::saved_windows`]): every kind longer than a minute. Minute
+/// windows are read again after a restart instead (a few minutes of input).
+pub fn saves_window(kind: WindowKind) -> bool {
+    kind != WindowKind::Minute
+}
+
+/// Frees the oldest open window of `kind` after completing all its stages
+/// (as at the end of input), because the cap on open windows is reached;
+/// its frames and those of earlier windows are too late from now on.
+#[cold]
+pub(super) fn force_oldest(
+    cfg: &EngineConfig,
+    kind: &mut KindWindows,
+    out: &mut Vec<Emission>,
+    stats: &mut EngineStats,
+    first_forced: &mut Option<Option<(WindowKind, Secs)>>,
+) {
+    if kind.windows.is_empty() {
+        return;
+    }
+    let mut oldest = kind.windows.remove(0);
+    complete(cfg, kind.kind, &mut oldest, Secs::MAX, out, stats);
+    kind.forced_until = kind.forced_until.max(oldest.end);
+    stats.windows_forced += 1;
+    first_forced.get_or_insert(Some((kind.kind, oldest.start)));
+}
+
+/// Completes the stages of `w` that watermark `wm` reached, emitting a
+/// record for each that changed the window. Returns true when the window is
+/// final (its last stage completed).
+pub(super) fn complete(
+    cfg: &EngineConfig,
+    kind: WindowKind,
+    w: &mut Window,
+    wm: Secs,
+    out: &mut Vec<Emission>,
+    stats: &mut EngineStats,
+) -> bool {
+    let allowed = cfg.allowed_lateness_secs as Secs;
+    let interval = cfg.revision_interval_secs.max(1) as Secs;
+    let last_stage = (allowed + interval - 1) / interval;
+    let final_at = w.end + allowed;
+    complete_early(cfg, kind, w, wm, out, stats);
+    loop {
+        let stage = w.next_stage;
+        if i64::from(stage) > last_stage {
+            return true;
+        }
+        let due = (w.end + i64::from(stage) * interval).min(final_at);
+        if wm < due {
+            return false;
+        }
+        if stage == 0 {
+            // The close: every on-time frame, the last provisional
+            // interval's too.
+            w.release_early(u32::MAX);
+        }
+        if !w.held.is_empty() {
+            let (set, frames) = (&mut w.set, &mut w.frames);
+            w.held.retain(|&(s, hash)| {
+                if s <= stage {
+                    set.insert(hash);
+                    *frames += 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        let now = (w.set.len(), w.frames);
+        // A window whose first frames were late has nothing to say before
+        // the stage that releases them; a resumed window sent its records
+        // for the stages below `silent_below` before the restart.
+        // The close is always said (even when a provisional record already
+        // had its count); later stages only when they changed the window.
+        let changed = w.emitted != Some(now) || !w.closed_sent;
+        if stage >= w.silent_below && changed && now.1 > 0 {
+            out.push(Emission {
+                kind,
+                start: w.start,
+                end: w.end,
+                unique_users: now.0,
+                frames: now.1,
+                revision: w.revisions,
+                closed: true,
+            });
+            stats.emissions += 1;
+            if w.closed_sent {
+                stats.revisions += 1;
+            }
+            w.closed_sent = true;
+            w.revisions += 1;
+            w.emitted = Some(now);
+        }
+        w.next_stage += 1;
+        if i64::from(stage) == last_stage {
+            stats.windows_finalized += 1;
+            return true;
+        }
+    }
+}
