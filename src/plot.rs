@@ -295,32 +295,22 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn draw(series: &Series, options: &PlotOptions, rgb: &mut [u8]) -> Result<(), Box<dyn std::error::Error>> {
-    let points = &series.points;
-    let kind = series.kind.as_str();
-    let revised = points.iter().filter(|p| p.revised()).count();
-    let from = points.first().map_or(0, |p| p.start);
-    let to = points.last().map_or(1, |p| p.start.max(from + 1));
-    // The x axis spans window starts with half a window of margin.
-    let margin = points.first().map_or(30, |p| ((p.end - p.start) / 2).max(1));
-    let (x_from, x_to) = (from - margin, to + margin);
-    let y_top = points.iter().map(|p| p.last.max(p.first.unwrap_or(0))).max().unwrap_or(1).max(1);
-    let y_top = y_top + y_top / 10 + 1;
+/// The chart's words: title, subtitle, the time axis's name, and how the
+/// time labels read.
+struct Captions {
+    title: String,
+    subtitle: String,
+    x_desc: String,
+    /// Windows of a day or longer: dates alone.
+    daily: bool,
+    /// Every window starts on one day: times of day alone.
+    one_day: bool,
+}
 
-    // Labels: time of day within one day, date and time across days, and
-    // the date alone for windows of a day or longer.
+fn captions(series: &Series, options: &PlotOptions, from: i64, to: i64, revised: usize) -> Captions {
+    let (points, kind) = (&series.points, series.kind.as_str());
     let one_day = from.div_euclid(86_400) == to.div_euclid(86_400);
     let daily = points.first().is_some_and(|p| p.end - p.start >= 86_400);
-    let label = move |t: &i64| {
-        let text = format_utc(*t);
-        if daily {
-            text[..10].to_string()
-        } else if one_day {
-            text[11..16].to_string()
-        } else {
-            format!("{} {}", &text[5..10], &text[11..16])
-        }
-    };
     let x_desc = if one_day && !daily {
         format!("event time, UTC ({})", &format_utc(from)[..10])
     } else {
@@ -335,6 +325,34 @@ fn draw(series: &Series, options: &PlotOptions, rgb: &mut [u8]) -> Result<(), Bo
         if points.len() == 1 { "" } else { "s" },
         thousands(revised as u64),
     );
+    Captions { title, subtitle, x_desc, daily, one_day }
+}
+
+fn draw(series: &Series, options: &PlotOptions, rgb: &mut [u8]) -> Result<(), Box<dyn std::error::Error>> {
+    let points = &series.points;
+    let kind = series.kind.as_str();
+    let revised = points.iter().filter(|p| p.revised()).count();
+    let from = points.first().map_or(0, |p| p.start);
+    let to = points.last().map_or(1, |p| p.start.max(from + 1));
+    // The x axis spans window starts with half a window of margin.
+    let margin = points.first().map_or(30, |p| ((p.end - p.start) / 2).max(1));
+    let (x_from, x_to) = (from - margin, to + margin);
+    let y_top = points.iter().map(|p| p.last.max(p.first.unwrap_or(0))).max().unwrap_or(1).max(1);
+    let y_top = y_top + y_top / 10 + 1;
+
+    let Captions { title, subtitle, x_desc, daily, one_day } = captions(series, options, from, to, revised);
+    // Labels: time of day within one day, date and time across days, and
+    // the date alone for windows of a day or longer.
+    let label = move |t: &i64| {
+        let text = format_utc(*t);
+        if daily {
+            text[..10].to_string()
+        } else if one_day {
+            text[11..16].to_string()
+        } else {
+            format!("{} {}", &text[5..10], &text[11..16])
+        }
+    };
 
     let root = BitMapBackend::with_buffer(rgb, (options.width, options.height)).into_drawing_area();
     root.fill(&WHITE)?;
