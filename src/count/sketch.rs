@@ -221,15 +221,48 @@ impl UidSketch {
     /// sketch (truncated, another sketch family, an unknown serial version,
     /// inconsistent fields); never panics.
     pub fn from_bytes(bytes: &[u8]) -> Result<UidSketch, SketchError> {
-        HllSketch::deserialize(bytes)
-            .map(|sketch| UidSketch { sketch })
-            .map_err(|source| SketchError::Decode { len: bytes.len(), source })
+        // datasketches 0.6.0 trusts register values (`1u64 << value` in
+        // array8.rs) while it reads an image and while it merges one, which
+        // panics in builds with overflow checks when damaged bytes hold a
+        // value of 64 or more (and gives garbage without them). So an image
+        // is read, then merged once into a union of its own, with panics
+        // caught: damaged bytes are an error here, never a panic later.
+        if !registers_in_range(bytes) {
+            return Err(SketchError::Damaged { len: bytes.len() });
+        }
+        let read = std::panic::catch_unwind(|| HllSketch::deserialize(bytes));
+        match read {
+            Ok(Ok(sketch)) => Ok(UidSketch { sketch }),
+            Ok(Err(source)) => Err(SketchError::Decode { len: bytes.len(), source }),
+            Err(_) => Err(SketchError::Damaged { len: bytes.len() }),
+        }
     }
 
     /// Bytes the sketch holds in memory (its list, hash set or registers,
     /// without the few bytes of the struct itself).
     pub fn state_bytes(&self) -> usize {
         self.sketch.estimated_size()
+    }
+}
+
+/// False when an HLL-mode image claims a register value of 64 or more,
+/// which no sketch holds and which `datasketches` 0.6.0 would shift by:
+/// HLL_4's base value (`cur_min`, byte 6) plus a nibble, or an HLL_8
+/// register (bytes 40 on). List and set modes carry 6-bit values only.
+fn registers_in_range(bytes: &[u8]) -> bool {
+    const MODE_BYTE: usize = 7;
+    const CUR_MIN_BYTE: usize = 6;
+    const HLL_HEADER_BYTES: usize = 40;
+    let Some(&mode) = bytes.get(MODE_BYTE) else {
+        return true;
+    };
+    if mode & 3 != 2 {
+        return true;
+    }
+    match (mode >> 2) & 3 {
+        0 => bytes[CUR_MIN_BYTE] <= 63 - 15,
+        2 => bytes.iter().skip(HLL_HEADER_BYTES).all(|&v| v < 64),
+        _ => true,
     }
 }
 
@@ -257,6 +290,12 @@ pub enum SketchError {
         /// The `datasketches` crate's error, saying which field was wrong.
         source: datasketches::error::Error,
     },
+    /// The bytes look like a sketch but hold impossible register values
+    /// (the `datasketches` crate gave up reading them).
+    Damaged {
+        /// Length of the rejected bytes.
+        len: usize,
+    },
 }
 
 impl fmt::Display for SketchError {
@@ -268,6 +307,9 @@ impl fmt::Display for SketchError {
             SketchError::Decode { len, source } => {
                 write!(f, "{len} bytes are not a DataSketches HLL sketch: {}", source.message())
             }
+            SketchError::Damaged { len } => {
+                write!(f, "{len} bytes are a damaged DataSketches HLL sketch (impossible register values)")
+            }
         }
     }
 }
@@ -276,6 +318,7 @@ impl std::error::Error for SketchError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SketchError::LgK { source, .. } | SketchError::Decode { source, .. } => Some(source),
+            SketchError::Damaged { .. } => None,
         }
     }
 }
