@@ -36,19 +36,7 @@ pub(super) fn complete_early(
         w.release_early(k);
         let now = (w.set.len(), w.frames);
         if k > w.early_silent_through && w.emitted != Some(now) && now.1 > 0 {
-            out.push(Emission {
-                kind,
-                start: w.start,
-                end: w.end,
-                unique_users: now.0,
-                frames: now.1,
-                revision: w.revisions,
-                closed: false,
-            });
-            stats.emissions += 1;
-            stats.provisional += 1;
-            w.revisions += 1;
-            w.emitted = Some(now);
+            send(kind, w, now, false, out, stats);
         }
         w.next_early = k;
     }
@@ -132,22 +120,7 @@ pub(super) fn complete(
         // had its count); later stages only when they changed the window.
         let changed = w.emitted != Some(now) || !w.closed_sent;
         if stage >= w.silent_below && changed && now.1 > 0 {
-            out.push(Emission {
-                kind,
-                start: w.start,
-                end: w.end,
-                unique_users: now.0,
-                frames: now.1,
-                revision: w.revisions,
-                closed: true,
-            });
-            stats.emissions += 1;
-            if w.closed_sent {
-                stats.revisions += 1;
-            }
-            w.closed_sent = true;
-            w.revisions += 1;
-            w.emitted = Some(now);
+            send(kind, w, now, true, out, stats);
         }
         w.next_stage += 1;
         if i64::from(stage) == last_stage {
@@ -155,4 +128,35 @@ pub(super) fn complete(
             return true;
         }
     }
+}
+
+/// Emits the record of `w` saying `now` (users, frames) as its next
+/// revision: provisional while the window is open, else its close or a
+/// revision of it.
+fn send(
+    kind: WindowKind,
+    w: &mut Window,
+    now: (u64, u64),
+    closed: bool,
+    out: &mut Vec<Emission>,
+    stats: &mut EngineStats,
+) {
+    out.push(Emission {
+        kind,
+        start: w.start,
+        end: w.end,
+        unique_users: now.0,
+        frames: now.1,
+        revision: w.revisions,
+        closed,
+    });
+    stats.emissions += 1;
+    if !closed {
+        stats.provisional += 1;
+    } else if w.closed_sent {
+        stats.revisions += 1;
+    }
+    w.closed_sent |= closed;
+    w.revisions += 1;
+    w.emitted = Some(now);
 }
