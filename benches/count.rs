@@ -16,7 +16,8 @@ use std::hint::black_box;
 use std::io::{self, Write};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kuniq::count::{UidHasher, UidSet};
+use kuniq::count::sketch::UidCoupon;
+use kuniq::count::{Estimator, UidHasher, UidSet};
 use kuniq::frame::FrameParser;
 use kuniq::frame::strict::StrictParser;
 use kuniq::generator::{GenConfig, generate};
@@ -215,7 +216,7 @@ fn bench(c: &mut Criterion) {
         let events: Vec<Event> = pairs
             .iter()
             .enumerate()
-            .map(|(i, p)| Event { ts: p.ts, hash: hasher.hash(&p.uid), offset: i as u64 })
+            .map(|(i, p)| Event { ts: p.ts, hash: hasher.hash(&p.uid), offset: i as u64, coupon: None })
             .collect();
         let (counts, stats) = final_counts(&events);
         assert_eq!(counts, oracle_minutes(pairs), "{name}: engine counts differ from the per-minute HashSet");
@@ -238,27 +239,33 @@ fn bench(c: &mut Criterion) {
     }
     group.finish();
 
-    checkpoint_day(c, &hasher);
+    checkpoint_day(c, &hasher, Estimator::Exact);
+    checkpoint_day(c, &hasher, Estimator::HLL);
 }
 
 /// A checkpoint of a day window holding 1,000,000 distinct users (the
 /// issue's sizing case): taking the window as data (`Engine::saved_windows`:
 /// a copy of the set), and encoding and chunking it for the state topic
 /// (`window_chunks`: sorting the hashes). The answer is checked by decoding
-/// the chunks back.
-fn checkpoint_day(c: &mut Criterion, hasher: &UidHasher) {
+/// the chunks back. Exact (the set, 8 bytes a user) and sketched (one HLL
+/// sketch, whatever the users).
+fn checkpoint_day(c: &mut Criterion, hasher: &UidHasher, estimator: Estimator) {
     use kuniq::source::kafka::state::{window_chunks, windows_from_chunks};
     use kuniq::window::WindowKind;
     const USERS: u64 = 1_000_000;
     // 2016-07-11 01:00 UTC on, 40 frames a second: all in one day.
     let day_start: Secs = 1_468_195_200;
-    let cfg = EngineConfig { kinds: vec![WindowKind::Minute, WindowKind::Day], ..EngineConfig::default() };
+    let cfg = EngineConfig { kinds: vec![WindowKind::Minute, WindowKind::Day], estimator, ..EngineConfig::default() };
     let mut engine = Engine::new(cfg, 1);
     let events: Vec<Event> = (0..USERS)
-        .map(|i| Event {
-            ts: day_start + 3600 + (i / 40) as Secs,
-            hash: hasher.hash(format!("user-{i}").as_bytes()),
-            offset: i,
+        .map(|i| {
+            let uid = format!("user-{i}");
+            Event {
+                ts: day_start + 3600 + (i / 40) as Secs,
+                hash: hasher.hash(uid.as_bytes()),
+                offset: i,
+                coupon: if estimator.is_sketch() { UidCoupon::of(uid.as_bytes()) } else { None },
+            }
         })
         .collect();
     for batch in events.chunks(BATCH_EVENTS) {
@@ -268,20 +275,24 @@ fn checkpoint_day(c: &mut Criterion, hasher: &UidHasher) {
     let positions = [(0u32, USERS)];
     let windows = engine.saved_windows(&positions);
     let day = windows.iter().find(|w| w.kind == WindowKind::Day).expect("the day is open");
-    assert_eq!(day.count_through(0).0, USERS, "the saved day holds every user");
+    let saved_users = day.count_through(0).expect("one estimator").0;
+    match estimator {
+        Estimator::Exact => assert_eq!(saved_users, USERS, "the saved day holds every user"),
+        _ => assert!(saved_users.abs_diff(USERS) < USERS / 100, "the saved day's sketch: {saved_users}"),
+    }
     let (chunks, reference) = window_chunks("group/topic", 1, &windows);
     let bytes: usize = chunks.iter().map(|(k, v)| k.len() + v.len()).sum();
     let values: Vec<Vec<u8>> = chunks.into_iter().map(|(_, v)| v).collect();
     assert_eq!(windows_from_chunks(&reference, &values).expect("chunks decode"), windows);
     let _ = writeln!(
         io::stderr(),
-        "checkpoint_day: {} windows, {} chunks, {:.1} MB on the state topic for {USERS} users",
+        "checkpoint_day ({estimator}): {} windows, {} chunks, {:.3} MB on the state topic for {USERS} users",
         windows.len(),
         values.len(),
         bytes as f64 / 1e6
     );
 
-    let mut group = c.benchmark_group("checkpoint_day_1m_users");
+    let mut group = c.benchmark_group(format!("checkpoint_day_1m_users/{estimator}"));
     group.sample_size(10);
     group.bench_function("saved_windows", |b| b.iter(|| engine.saved_windows(black_box(&positions)).len()));
     group.bench_function("encode_and_chunk", |b| b.iter(|| window_chunks("group/topic", 1, black_box(&windows)).1));

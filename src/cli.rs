@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::count::Estimator;
 use crate::frame::ParserKind;
 use crate::generator::{DEFAULT_SIZE_LIMIT, GenConfig};
 use crate::kafka::Property;
@@ -263,6 +264,23 @@ pub struct CountArgs {
     #[arg(long, value_name = "DURATION", default_value_t = format!("{}s", DEFAULT_EARLY_INTERVAL_SECS))]
     pub early_interval: String,
 
+    /// How windows count distinct users. exact: every uid (8 bytes per
+    /// distinct user in a window, plus table overhead). hll: Apache
+    /// DataSketches' HLL_4 sketch with 2^16 registers, at most 32 KiB per
+    /// window, within 1 % of the exact count at p99 (measured; README
+    /// "Estimators"); hll-N picks 2^N registers (4..=21). The record's
+    /// "estimator" field says which.
+    #[arg(long, value_name = "exact|hll|hll-N", default_value = "exact")]
+    pub estimator: Estimator,
+
+    /// With --estimator hll: every record carries "sketch", the base64 of
+    /// the window's DataSketches HLL sketch (compact serialization), which
+    /// Apache DataSketches in Python, Java or C++ reads and unions, and
+    /// `kuniq query` merges into any time range. About 44 KB per record
+    /// once a window has more than a few thousand users.
+    #[arg(long)]
+    pub emit_sketch: bool,
+
     /// Lines longer than this are skipped and counted as too_large (e.g. 64MiB).
     #[arg(long, value_name = "SIZE", default_value_t = format!("{}MiB", DEFAULT_MAX_FRAME_BYTES >> 20))]
     pub max_frame_bytes: String,
@@ -384,6 +402,9 @@ impl CountArgs {
         if self.max_open_windows == 0 {
             return Err("--max-open-windows must be at least 1".into());
         }
+        if self.emit_sketch && !self.estimator.is_sketch() {
+            return Err("--emit-sketch needs --estimator hll: exact windows have no sketch to send".into());
+        }
         let max_frame_bytes = parse_bytes("--max-frame-bytes", &self.max_frame_bytes)?;
         if max_frame_bytes < 2 {
             return Err("--max-frame-bytes must be at least 2 bytes".into());
@@ -400,6 +421,8 @@ impl CountArgs {
                 quarantine_secs: parse_secs("--quarantine", &self.quarantine)?,
                 max_open_windows: self.max_open_windows,
                 early_interval_secs: parse_secs("--early-interval", &self.early_interval)?,
+                estimator: self.estimator,
+                emit_sketch: self.emit_sketch,
             },
             max_frame_bytes: usize::try_from(max_frame_bytes).unwrap_or(usize::MAX),
             metrics: None,

@@ -15,6 +15,9 @@
 //! n^2 / 2^65 (n = 1e5: 2.7e-10; n = 1e7: 2.7e-6).
 
 pub mod sketch;
+mod users;
+
+pub use users::{Estimator, MixedEstimators, UidKey, Users};
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;

@@ -99,7 +99,7 @@ impl UidCoupon {
 /// small windows start as a list, then a hash set, of coupons (exact up to a
 /// few thousand users), and switch to the registers once those would be
 /// larger.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct UidSketch {
     sketch: HllSketch,
 }
@@ -107,6 +107,14 @@ pub struct UidSketch {
 impl fmt::Debug for UidSketch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "UidSketch(lg_k {}, about {} users)", self.lg_k(), self.count())
+    }
+}
+
+impl PartialEq for UidSketch {
+    /// Sketches of the same uids are equal, whatever order those came in
+    /// (their [`UidSketch::canonical_bytes`] are).
+    fn eq(&self, other: &UidSketch) -> bool {
+        self.lg_k() == other.lg_k() && self.canonical_bytes() == other.canonical_bytes()
     }
 }
 
@@ -171,6 +179,49 @@ impl UidSketch {
     pub fn count(&self) -> u64 {
         // `as` saturates; an estimate is finite and non-negative.
         self.estimate().round() as u64
+    }
+
+    /// The estimate that depends only on which uids went in, never on
+    /// their order: the coupon count while the sketch is a list or set,
+    /// the composite estimator of the registers after that (what a union
+    /// estimates). Rounded to whole users. Window records say this, so
+    /// that they do not depend on how streams interleave.
+    pub fn distinct(&self) -> u64 {
+        self.sketch.composite_estimate().round() as u64
+    }
+
+    /// The sketch's serialization in a canonical form: the same bytes for
+    /// the same set of uids whatever order they came in, and an estimate
+    /// from them of [`UidSketch::distinct`].
+    ///
+    /// A sketch's own serialization records its update order: a list or
+    /// set lists coupons as they came, and registers carry the in-order
+    /// (HIP) accumulator and a hash table of HLL_4's large values. Here
+    /// coupons are sorted, and registers are rebuilt slot by slot through
+    /// a union (which marks them out of order, so readers estimate from the
+    /// registers alone).
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut bytes = self.sketch.serialize();
+        match coupon_list(&bytes) {
+            Some(at) => {
+                let mut coupons: Vec<u32> =
+                    bytes[at..].chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                coupons.sort_unstable();
+                for (slot, coupon) in bytes[at..].chunks_exact_mut(4).zip(coupons) {
+                    slot.copy_from_slice(&coupon.to_le_bytes());
+                }
+                bytes
+            }
+            None => {
+                // Registers: merging twice invalidates the in-order
+                // estimate; converting from HLL_8 writes registers in slot
+                // order.
+                let mut union = new_union(self.lg_k());
+                union.update(&self.sketch);
+                union.update(&self.sketch);
+                union.to_sketch(HLL_TYPE).serialize()
+            }
+        }
     }
 
     /// Makes `self` the sketch of the union of both sketches' uids.
@@ -263,6 +314,19 @@ fn registers_in_range(bytes: &[u8]) -> bool {
         0 => bytes[CUR_MIN_BYTE] <= 63 - 15,
         2 => bytes.iter().skip(HLL_HEADER_BYTES).all(|&v| v < 64),
         _ => true,
+    }
+}
+
+/// Where the coupons start in a compact list- or set-mode image; `None`
+/// for registers (HLL mode).
+fn coupon_list(bytes: &[u8]) -> Option<usize> {
+    const MODE_BYTE: usize = 7;
+    const LIST_PREAMBLE: usize = 8;
+    const SET_PREAMBLE: usize = 12;
+    match bytes.get(MODE_BYTE)? & 3 {
+        0 => Some(LIST_PREAMBLE.min(bytes.len())),
+        1 => Some(SET_PREAMBLE.min(bytes.len())),
+        _ => None,
     }
 }
 
@@ -494,6 +558,46 @@ mod tests {
         #[test]
         fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
             let _ = UidSketch::from_bytes(&bytes);
+        }
+
+        /// Canonical bytes and the order-free count depend on the set of
+        /// uids only: any order, any repeats, any split into merged parts,
+        /// in list, set and register modes (lg_k 10: a list to 7 coupons, a
+        /// set to 96, registers beyond).
+        #[test]
+        fn canonical_bytes_do_not_depend_on_order(
+            n in prop::sample::select(vec![1u32, 5, 60, 90, 400, 3_000, 20_000]),
+            seed in any::<u64>(),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let uids: Vec<String> = uids(0..n).collect();
+            let mut shuffled: Vec<&String> = uids.iter().chain(uids.iter().take(n as usize / 3)).collect();
+            // A seeded Fisher-Yates shuffle.
+            let mut state = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            let mut in_order = UidSketch::new(10).unwrap();
+            uids.iter().for_each(|u| in_order.update(u.as_bytes()));
+            let mut any_order = UidSketch::new(10).unwrap();
+            shuffled.iter().for_each(|u| any_order.update(u.as_bytes()));
+            let at = cut.index(shuffled.len());
+            let (mut left, mut right) = (UidSketch::new(10).unwrap(), UidSketch::new(10).unwrap());
+            shuffled[..at].iter().for_each(|u| left.update(u.as_bytes()));
+            shuffled[at..].iter().for_each(|u| right.update(u.as_bytes()));
+            left.merge(&right);
+
+            let canonical = in_order.canonical_bytes();
+            prop_assert_eq!(&any_order.canonical_bytes(), &canonical);
+            prop_assert_eq!(&left.canonical_bytes(), &canonical);
+            prop_assert_eq!(any_order.distinct(), in_order.distinct());
+            prop_assert_eq!(left.distinct(), in_order.distinct());
+            let read = UidSketch::from_bytes(&canonical).unwrap();
+            prop_assert_eq!(read.count(), in_order.distinct());
+            prop_assert_eq!(read.canonical_bytes(), canonical);
         }
 
         #[test]

@@ -9,7 +9,8 @@
 
 use std::thread::{Scope, ScopedJoinHandle};
 
-use crate::count::UidHasher;
+use crate::count::sketch::UidCoupon;
+use crate::count::{Estimator, UidHasher};
 use crate::frame::{FrameParser, ParserKind, Reject};
 use crate::stats::InputCounters;
 use crate::window::Secs;
@@ -75,12 +76,22 @@ pub(crate) fn cores(pin: bool) -> Vec<core_affinity::CoreId> {
 pub(crate) struct Frames<P> {
     parser: P,
     hasher: UidHasher,
+    /// Windows count with a sketch: each frame also gets its uid's
+    /// DataSketches coupon (a second hash, MurmurHash3, of the uid).
+    coupons: bool,
     max_frame_bytes: usize,
 }
 
 impl<P: FrameParser> Frames<P> {
-    pub(crate) fn new(parser: P, max_frame_bytes: usize) -> Frames<P> {
-        Frames { parser, hasher: UidHasher::new(), max_frame_bytes }
+    pub(crate) fn new(parser: P, max_frame_bytes: usize, estimator: Estimator) -> Frames<P> {
+        Frames { parser, hasher: UidHasher::new(), coupons: estimator.is_sketch(), max_frame_bytes }
+    }
+
+    /// The event of an admitted frame.
+    #[inline]
+    fn event(hasher: &UidHasher, coupons: bool, ts: u64, uid: &[u8], offset: u64) -> Event {
+        let coupon = if coupons { UidCoupon::of(uid) } else { None };
+        Event { ts: ts as Secs, hash: hasher.hash(uid), offset, coupon }
     }
 
     /// One frame (a Kafka record's payload) at `offset`.
@@ -94,7 +105,7 @@ impl<P: FrameParser> Frames<P> {
         }
         match self.parser.parse(payload) {
             Ok(fields) => {
-                events.push(Event { ts: fields.ts as Secs, hash: self.hasher.hash(fields.uid), offset });
+                events.push(Self::event(&self.hasher, self.coupons, fields.ts, fields.uid, offset));
             }
             Err(reason) => counters.reject(reason),
         }
@@ -120,7 +131,7 @@ impl<P: FrameParser> Frames<P> {
         } else {
             match verdict {
                 Ok(fields) => {
-                    events.push(Event { ts: fields.ts as Secs, hash: self.hasher.hash(fields.uid), offset });
+                    events.push(Self::event(&self.hasher, self.coupons, fields.ts, fields.uid, offset));
                 }
                 Err(reason) => counters.reject(reason),
             }

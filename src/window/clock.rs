@@ -19,6 +19,8 @@
 //! wall-clock time, so a replay decides the same way.
 
 use super::Secs;
+use crate::count::UidKey;
+use crate::count::sketch::UidCoupon;
 
 /// Frames held to find a stream's starting time.
 pub const WARMUP_FRAMES: usize = 16;
@@ -35,6 +37,17 @@ pub struct Event {
     pub hash: u64,
     /// Position in the stream (Kafka offset, or line number for files).
     pub offset: u64,
+    /// The uid's DataSketches coupon, when windows count with a sketch
+    /// (`--estimator hll`); `None` otherwise, and for an empty uid.
+    pub coupon: Option<UidCoupon>,
+}
+
+impl Event {
+    /// The frame's uid as the estimators take it.
+    #[inline]
+    pub fn key(&self) -> UidKey {
+        UidKey { hash: self.hash, coupon: self.coupon }
+    }
 }
 
 /// What the clock decided for a frame.
@@ -170,7 +183,7 @@ mod tests {
     use super::*;
 
     fn ev(ts: Secs, offset: u64) -> Event {
-        Event { ts, hash: offset, offset }
+        Event { ts, hash: offset, offset, coupon: None }
     }
 
     fn run(clock: &mut Clock, times: &[Secs]) -> Vec<(u64, Decision)> {

@@ -35,6 +35,7 @@
 use super::clock::{Clock, Decision, Event};
 use super::state::WindowState;
 use super::{Secs, WindowKind};
+use crate::count::{Estimator, MixedEstimators};
 
 mod complete;
 mod emission;
@@ -95,6 +96,10 @@ pub struct EngineConfig {
     /// than the interval have none. Default
     /// [`DEFAULT_EARLY_INTERVAL_SECS`].
     pub early_interval_secs: u64,
+    /// How windows count distinct users (`--estimator`). Default exact.
+    pub estimator: Estimator,
+    /// Records of sketch windows carry the sketch (`--emit-sketch`).
+    pub emit_sketch: bool,
 }
 
 impl Default for EngineConfig {
@@ -107,6 +112,8 @@ impl Default for EngineConfig {
             quarantine_secs: DEFAULT_QUARANTINE_SECS,
             max_open_windows: DEFAULT_MAX_OPEN_WINDOWS,
             early_interval_secs: DEFAULT_EARLY_INTERVAL_SECS,
+            estimator: Estimator::Exact,
+            emit_sketch: false,
         }
     }
 }
@@ -320,7 +327,7 @@ impl Engine {
         self.kinds
             .iter()
             .filter(|k| saves_window(k.kind))
-            .flat_map(|k| k.windows.iter().map(|w| w.to_state(k.kind, &decided)))
+            .flat_map(|k| k.windows.iter().map(|w| w.to_state(k.kind, &decided, self.cfg.estimator)))
             .collect()
     }
 
@@ -330,7 +337,10 @@ impl Engine {
     /// below what a window covers are skipped for it. Call after
     /// [`Engine::resume_windows`] and before feeding any stream; windows of
     /// kinds not counted are ignored.
-    pub fn resume_saved_windows(&mut self, saved: &[WindowState]) {
+    ///
+    /// Errors, restoring nothing more, when a state was counted with
+    /// another estimator than this engine's.
+    pub fn resume_saved_windows(&mut self, saved: &[WindowState]) -> Result<(), MixedEstimators> {
         for state in saved {
             let Some(k) = self.kinds.iter_mut().find(|k| k.kind == state.kind) else {
                 continue;
@@ -340,8 +350,9 @@ impl Engine {
             if k.windows.get(at).is_some_and(|w| w.start == state.start) {
                 continue;
             }
-            k.windows.insert(at, Window::from_state(state, k.kind.end(state.start)));
+            k.windows.insert(at, Window::from_state(state, k.kind.end(state.start), self.cfg.estimator)?);
         }
+        Ok(())
     }
 
     /// Where `stream` can be read again so that a resumed engine emits the
@@ -418,11 +429,7 @@ impl Engine {
 
     /// Bytes held by the open windows' uid sets and late-frame buffers.
     pub fn state_bytes(&self) -> usize {
-        self.kinds
-            .iter()
-            .flat_map(|k| &k.windows)
-            .map(|w| w.set.state_bytes() + w.held.capacity() * 16 + std::mem::size_of::<Window>())
-            .sum()
+        self.kinds.iter().flat_map(|k| &k.windows).map(|w| w.state_bytes()).sum()
     }
 
     /// Records ready to send, in emission order; the caller drains them.
@@ -558,13 +565,14 @@ impl Engine {
                 }
                 continue;
             }
-            let at = match kind.window(start, self.cfg.max_open_windows) {
+            let estimator = self.cfg.estimator;
+            let at = match kind.window(start, self.cfg.max_open_windows, estimator) {
                 Some(at) => at,
                 None => {
                     if end > kind.forced_until {
                         force_oldest(&self.cfg, kind, &mut self.emissions, &mut self.stats, &mut self.first_forced);
                     }
-                    match kind.window(start, self.cfg.max_open_windows) {
+                    match kind.window(start, self.cfg.max_open_windows, estimator) {
                         Some(at) => at,
                         None => {
                             // Its window, or a later one, was forced out.
@@ -586,14 +594,13 @@ impl Engine {
                     // Its first provisional record: the first whose
                     // boundary this stream's own watermark has not reached.
                     let k = if stream_watermark < start { 1 } else { ((stream_watermark - start) / early) as u32 + 1 };
-                    w.hold_early(k, ev.hash);
+                    w.hold_early(k, ev.key(), self.cfg.estimator);
                 } else {
-                    w.set.insert(ev.hash);
-                    w.frames += 1;
+                    w.add(ev.key());
                 }
             } else {
                 let stage = 1 + ((wm - end) / interval) as u32;
-                w.held.push((stage, ev.hash));
+                w.hold_late(stage, ev.key(), self.cfg.estimator);
                 if first {
                     self.stats.late += 1;
                 }

@@ -29,40 +29,50 @@
 //! Parts whose streams overlap without being the same cannot be combined
 //! exactly (a set cannot be subtracted) and are refused.
 //!
-//! # Encoding (version 1)
+//! # Encoding (version 2)
 //!
 //! Little-endian, no padding; equal states encode to equal bytes (parts
-//! sorted by their first stream, hashes ascending):
+//! sorted by their first stream, hashes ascending, sketches canonical):
 //!
 //! ```text
 //! magic    "KUWS"            4 bytes
-//! version  u8 = 1
+//! version  u8 = 2
 //! kind     u8                0 minute, 1 hour, 2 day, 3 week, 4 month, 5 year
 //! start    i64               window start, unix seconds
 //! emitted  u32 revisions, u32 stages, u8 has_last, [u64 users, u64 frames],
 //!          u32 provisional records completed, u8 closed record sent
 //! parts    u32 count, then per part:
 //!   covers u32 count, then (u32 stream, u64 read_to) ascending by stream
-//!   stages u32 count, then per stage: u64 frames, u64 n, n × u64 hash ascending
+//!   stages u32 count, then per stage: u64 frames, then its users:
+//!          u8 0 (exact), u64 n, n × u64 hash ascending; or
+//!          u8 1 (sketch), u32 n, n bytes of the DataSketches HLL sketch
+//!          (compact, canonical: UidSketch::canonical_bytes)
 //!   early  u32 count, then per provisional record, as a stage
 //! ```
 //!
+//! Version 1 (before sketches) is read too: the same without the users'
+//! tag byte, every stage exact.
+//!
 //! Hashes are the portable uid hash ([`crate::count::UidHasher`]: XXH3-64,
-//! seed 0), so a state means the same on every machine and version.
+//! seed 0), so a state means the same on every machine and version; a
+//! sketch holds DataSketches' hashes of the uids (MurmurHash3, seed 9001).
+//! One state holds one estimator's users: exact and sketched parts of a
+//! window do not merge.
 
 use std::fmt;
 
 use super::{Secs, WindowKind};
-use crate::count::UidSet;
+use crate::count::sketch::UidSketch;
+use crate::count::{MixedEstimators, UidSet, Users};
 
 /// First bytes of an encoded window state.
 pub const MAGIC: &[u8; 4] = b"KUWS";
 
 /// The encoding's version; decoding refuses any other.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// One window's state (see the module docs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WindowState {
     /// Window kind.
     pub kind: WindowKind,
@@ -76,7 +86,7 @@ pub struct WindowState {
 }
 
 /// The frames of some streams in one window.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Part {
     /// Per stream, ascending: the offset below which its frames are in.
     pub covers: Vec<(u32, u64)>,
@@ -88,10 +98,10 @@ pub struct Part {
 }
 
 /// The frames of one stage of one part.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stage {
-    /// Distinct uid hashes.
-    pub users: UidSet,
+    /// Distinct users: uid hashes, or a sketch.
+    pub users: Users,
     /// Frames (every frame, repeats of a uid too).
     pub frames: u64,
 }
@@ -123,6 +133,9 @@ pub enum StateError {
         /// A stream both parts cover.
         stream: u32,
     },
+    /// The states hold users counted with different estimators (exact and
+    /// a sketch).
+    MixedEstimators,
     /// The bytes do not start with [`MAGIC`].
     NotAState,
     /// An encoding version this kuniq does not read.
@@ -140,8 +153,11 @@ impl fmt::Display for StateError {
                 "the states both cover stream {stream} but neither holds the other (parts must cover the same \
                  streams, the one read further in every stream, or disjoint streams)"
             ),
+            StateError::MixedEstimators => MixedEstimators.fmt(f),
             StateError::NotAState => f.write_str("not an encoded kuniq window state (no KUWS magic)"),
-            StateError::Version(v) => write!(f, "window state encoding version {v}; this kuniq reads {VERSION}"),
+            StateError::Version(v) => {
+                write!(f, "window state encoding version {v}; this kuniq reads versions 1 to {VERSION}")
+            }
             StateError::Damaged(what) => write!(f, "damaged window state: {what}"),
         }
     }
@@ -186,16 +202,21 @@ impl WindowState {
 
     /// Distinct users and frames of stages `0..=stage` of every part: what
     /// revision `stage` of the window says.
-    pub fn count_through(&self, stage: u32) -> (u64, u64) {
-        let mut users = UidSet::new();
+    ///
+    /// Errors when parts hold users of different estimators.
+    pub fn count_through(&self, stage: u32) -> Result<(u64, u64), StateError> {
+        let mut users: Option<Users> = None;
         let mut frames = 0;
         for part in &self.parts {
             for s in part.stages.iter().take(stage as usize + 1) {
-                users.union_with(&s.users);
+                match &mut users {
+                    None => users = Some(s.users.clone()),
+                    Some(u) => u.union_with(&s.users).map_err(|_| StateError::MixedEstimators)?,
+                }
                 frames += s.frames;
             }
         }
-        (users.len(), frames)
+        Ok((users.map_or(0, |u| u.count()), frames))
     }
 
     /// The state of the union of `self` and `other`.
@@ -236,8 +257,8 @@ impl WindowState {
 
     /// The state's bytes (see the module docs).
     pub fn encode(&self) -> Vec<u8> {
-        let users: usize = self.parts.iter().flat_map(|p| &p.stages).map(|s| s.users.len() as usize).sum();
-        let mut out = Vec::with_capacity(64 + users * 8);
+        let users: usize = self.parts.iter().flat_map(|p| &p.stages).map(|s| s.users.state_bytes() / 2).sum();
+        let mut out = Vec::with_capacity(64 + users);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
         out.push(kind_code(self.kind));
@@ -270,7 +291,7 @@ impl WindowState {
             return Err(StateError::NotAState);
         }
         let version = r.u8()?;
-        if version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(StateError::Version(version));
         }
         let kind = kind_from_code(r.u8()?).ok_or(StateError::Damaged("unknown window kind"))?;
@@ -290,7 +311,7 @@ impl WindowState {
         };
         let mut parts = Vec::new();
         for _ in 0..r.count(12)? {
-            parts.push(decode_part(&mut r)?);
+            parts.push(decode_part(&mut r, version)?);
         }
         if !r.0.is_empty() {
             return Err(StateError::Damaged("bytes after the end"));
@@ -313,16 +334,27 @@ fn encode_part(part: &Part) -> Vec<u8> {
         out.extend_from_slice(&(stages.len() as u32).to_le_bytes());
         for stage in stages {
             out.extend_from_slice(&stage.frames.to_le_bytes());
-            out.extend_from_slice(&stage.users.len().to_le_bytes());
-            for hash in stage.users.sorted() {
-                out.extend_from_slice(&hash.to_le_bytes());
+            match &stage.users {
+                Users::Exact(set) => {
+                    out.push(0);
+                    out.extend_from_slice(&set.len().to_le_bytes());
+                    for hash in set.sorted() {
+                        out.extend_from_slice(&hash.to_le_bytes());
+                    }
+                }
+                Users::Sketch(sketch) => {
+                    let bytes = sketch.canonical_bytes();
+                    out.push(1);
+                    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                    out.extend_from_slice(&bytes);
+                }
             }
         }
     }
     out
 }
 
-fn decode_part(r: &mut Reader<'_>) -> Result<Part, StateError> {
+fn decode_part(r: &mut Reader<'_>, version: u8) -> Result<Part, StateError> {
     let mut covers = Vec::new();
     for _ in 0..r.count(12)? {
         covers.push((r.u32()?, r.u64()?));
@@ -330,15 +362,42 @@ fn decode_part(r: &mut Reader<'_>) -> Result<Part, StateError> {
     if covers.is_empty() || !covers.windows(2).all(|w| w[0].0 < w[1].0) {
         return Err(StateError::Damaged("a part's streams are missing or out of order"));
     }
-    let stages = decode_stages(r)?;
-    let early = decode_stages(r)?;
+    let stages = decode_stages(r, version)?;
+    let early = decode_stages(r, version)?;
+    let mut all = stages.iter().chain(&early).map(|s| std::mem::discriminant(&s.users));
+    if let Some(first) = all.next()
+        && all.any(|d| d != first)
+    {
+        return Err(StateError::MixedEstimators);
+    }
     Ok(Part { covers, stages, early })
 }
 
-fn decode_stages(r: &mut Reader<'_>) -> Result<Vec<Stage>, StateError> {
+fn decode_stages(r: &mut Reader<'_>, version: u8) -> Result<Vec<Stage>, StateError> {
     let mut stages = Vec::new();
     for _ in 0..r.count(16)? {
         let frames = r.u64()?;
+        // Version 1 has no tag: every stage is exact.
+        let tag = if version == 1 { 0 } else { r.u8()? };
+        match tag {
+            0 => {}
+            1 => {
+                let n = r.count(1)? as usize;
+                let bytes = r.take(n)?;
+                let sketch =
+                    UidSketch::from_bytes(bytes).map_err(|_| StateError::Damaged("a sketch that does not decode"))?;
+                if sketch.canonical_bytes() != bytes {
+                    // Canonical bytes only: one state, one encoding.
+                    return Err(StateError::Damaged("a sketch not in canonical form"));
+                }
+                if frames == 0 && !sketch.is_empty() {
+                    return Err(StateError::Damaged("a sketch of users without frames"));
+                }
+                stages.push(Stage { users: Users::Sketch(sketch), frames });
+                continue;
+            }
+            _ => return Err(StateError::Damaged("unknown users tag")),
+        }
         let n = r.u64()?;
         if n > (r.0.len() / 8) as u64 {
             return Err(StateError::Damaged("more hashes than bytes"));
@@ -356,7 +415,7 @@ fn decode_stages(r: &mut Reader<'_>) -> Result<Vec<Stage>, StateError> {
         if frames < n {
             return Err(StateError::Damaged("fewer frames than users"));
         }
-        stages.push(Stage { users, frames });
+        stages.push(Stage { users: Users::Exact(users), frames });
     }
     Ok(stages)
 }

@@ -143,7 +143,7 @@ impl WithParser for FileWorker<'_> {
     type Output = ();
 
     fn run<P: FrameParser>(self, parser: P) {
-        let mut frames = Frames::new(parser, self.plan.max_frame_bytes);
+        let mut frames = Frames::new(parser, self.plan.max_frame_bytes, self.plan.engine.estimator);
         loop {
             let chunk = match self.source.next_chunk_gated(|seq| self.gate.wait_turn(seq)) {
                 None => return,

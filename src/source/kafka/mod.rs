@@ -212,6 +212,7 @@ pub fn count_kafka(
         for (w, queues) in owned.into_iter().enumerate() {
             let work = KafkaWorker {
                 max_frame_bytes: plan.max_frame_bytes,
+                estimator: plan.engine.estimator,
                 batch_size: kafka.batch_size,
                 queues,
                 tx: tx.clone(),
@@ -356,7 +357,16 @@ fn start_offsets(
         // Windows go on from what they sent before the restart: no record
         // is sent twice, and frames read from now on revise them.
         engine.resume_windows(&saved.emitted);
-        engine.resume_saved_windows(&saved.windows);
+        engine.resume_saved_windows(&saved.windows).map_err(|e| Error::SavedState {
+            topic: kafka.state_topic.clone(),
+            key: state::state_key(&kafka.group, &kafka.topic),
+            reason: format!(
+                "{e}: its open windows were saved as {}, this run counts with --estimator {}; restart with the \
+                 estimator the group was counted with, or count under a new --group",
+                saved.config,
+                engine.config().estimator
+            ),
+        })?;
         if let Some(wm) = saved.watermark {
             engine.resume_watermark(wm);
         }

@@ -52,6 +52,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 
+use crate::count::Estimator;
 use crate::kafka::{Error, block_on};
 use crate::window::engine::{Checkpoint, EmittedWindow, EngineConfig, StreamState};
 use crate::window::state::WindowState;
@@ -75,7 +76,7 @@ const CHUNK_MAGIC: &[u8; 4] = b"KUWC";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One checkpoint of a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SavedState {
     /// The record's version: 3 when written by this kuniq; 1 or 2 when
     /// read from an older one (records then had no `closed` field).
@@ -186,7 +187,7 @@ pub fn windows_from_chunks(reference: &WindowsRef, chunks: &[Vec<u8>]) -> Result
 /// The window settings that decide records, as saved with a state.
 pub fn config_text(cfg: &EngineConfig) -> String {
     let windows: Vec<&str> = cfg.kinds.iter().map(|k| k.name()).collect();
-    format!(
+    let mut text = format!(
         "lateness:{},allowed:{},interval:{},quarantine:{},windows:{},max-open:{},early:{}",
         cfg.lateness_secs,
         cfg.allowed_lateness_secs,
@@ -195,7 +196,16 @@ pub fn config_text(cfg: &EngineConfig) -> String {
         windows.join("+"),
         cfg.max_open_windows,
         cfg.early_interval_secs
-    )
+    );
+    // Exact counting without sketches says nothing, as before sketches
+    // existed, so those checkpoints still match.
+    if cfg.estimator != Estimator::Exact {
+        text.push_str(&format!(",estimator:{}", cfg.estimator));
+    }
+    if cfg.emit_sketch {
+        text.push_str(",emit-sketch");
+    }
+    text
 }
 
 /// The state record's key for a group reading a topic.
@@ -536,7 +546,7 @@ mod tests {
     /// another checkpoint, out of order, missing or changed are refused.
     #[test]
     fn saved_windows_survive_chunking() {
-        use crate::count::UidSet;
+        use crate::count::{UidSet, Users};
         use crate::window::state::{Emitted, Part, Stage};
         let windows: Vec<WindowState> = (0..3u64)
             .map(|d| WindowState {
@@ -545,10 +555,13 @@ mod tests {
                 parts: vec![Part {
                     covers: vec![(0, 5_000), (1, 7_000)],
                     stages: vec![Stage {
-                        users: (0..100_000u64).map(|i| i * 7919 + d).collect::<UidSet>(),
+                        users: Users::Exact((0..100_000u64).map(|i| i * 7919 + d).collect::<UidSet>()),
                         frames: 250_000,
                     }],
-                    early: vec![Stage::default(), Stage { users: [1u64, 2].into_iter().collect(), frames: 3 }],
+                    early: vec![
+                        Stage { users: Users::Exact(UidSet::new()), frames: 0 },
+                        Stage { users: Users::Exact([1u64, 2].into_iter().collect()), frames: 3 },
+                    ],
                 }],
                 emitted: Emitted { revisions: d as u32, stages: 0, last: None, early: 3, closed: false },
             })

@@ -10,6 +10,7 @@ use rdkafka::error::KafkaError;
 
 use super::Queue;
 use super::queue::{Message, Messages};
+use crate::count::Estimator;
 use crate::frame::FrameParser;
 use crate::pipeline::worker::{Frames, WithParser};
 use crate::stats::InputCounters;
@@ -39,6 +40,8 @@ pub(super) struct Batch {
 /// batch where librdkafka holds it, sends the events to the merge.
 pub(super) struct KafkaWorker<'a> {
     pub(super) max_frame_bytes: usize,
+    /// How windows count (frames get sketch coupons for `hll`).
+    pub(super) estimator: Estimator,
     pub(super) batch_size: usize,
     pub(super) queues: Vec<Assigned>,
     pub(super) tx: mpsc::SyncSender<Batch>,
@@ -49,7 +52,7 @@ impl WithParser for KafkaWorker<'_> {
     type Output = ();
 
     fn run<P: FrameParser>(mut self, parser: P) {
-        let mut frames = Frames::new(parser, self.max_frame_bytes);
+        let mut frames = Frames::new(parser, self.max_frame_bytes, self.estimator);
         let me = std::thread::current();
         for assigned in self.queues.iter_mut() {
             assigned.queue.wake_on_nonempty(me.clone());

@@ -3,6 +3,7 @@
 
 use super::window::{KindWindows, Window};
 use super::{Emission, EngineConfig, EngineStats};
+use crate::count::Users;
 use crate::window::{Secs, WindowKind};
 
 /// True when windows of `kind` get provisional records: an early interval
@@ -34,9 +35,9 @@ pub(super) fn complete_early(
             return;
         }
         w.release_early(k);
-        let now = (w.set.len(), w.frames);
+        let now = w.counts();
         if k > w.early_silent_through && w.emitted != Some(now) && now.1 > 0 {
-            send(kind, w, now, false, out, stats);
+            send(cfg, kind, w, now, false, out, stats);
         }
         w.next_early = k;
     }
@@ -100,19 +101,8 @@ pub(super) fn complete(
             // interval's too.
             w.release_early(u32::MAX);
         }
-        if !w.held.is_empty() {
-            let (set, frames) = (&mut w.set, &mut w.frames);
-            w.held.retain(|&(s, hash)| {
-                if s <= stage {
-                    set.insert(hash);
-                    *frames += 1;
-                    false
-                } else {
-                    true
-                }
-            });
-        }
-        let now = (w.set.len(), w.frames);
+        w.release_late(stage);
+        let now = w.counts();
         // A window whose first frames were late has nothing to say before
         // the stage that releases them; a resumed window sent its records
         // for the stages below `silent_below` before the restart.
@@ -120,7 +110,7 @@ pub(super) fn complete(
         // had its count); later stages only when they changed the window.
         let changed = w.emitted != Some(now) || !w.closed_sent;
         if stage >= w.silent_below && changed && now.1 > 0 {
-            send(kind, w, now, true, out, stats);
+            send(cfg, kind, w, now, true, out, stats);
         }
         w.next_stage += 1;
         if i64::from(stage) == last_stage {
@@ -134,6 +124,7 @@ pub(super) fn complete(
 /// revision: provisional while the window is open, else its close or a
 /// revision of it.
 fn send(
+    cfg: &EngineConfig,
     kind: WindowKind,
     w: &mut Window,
     now: (u64, u64),
@@ -149,6 +140,11 @@ fn send(
         frames: now.1,
         revision: w.revisions,
         closed,
+        estimator: cfg.estimator,
+        sketch: match &w.users {
+            Users::Sketch(sketch) if cfg.emit_sketch => Some(sketch.canonical_bytes().into()),
+            _ => None,
+        },
     });
     stats.emissions += 1;
     if !closed {

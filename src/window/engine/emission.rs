@@ -1,9 +1,12 @@
 //! One output record, and its bytes per the output contract.
 
+use std::sync::Arc;
+
+use crate::count::Estimator;
 use crate::window::{Secs, WindowKind};
 
 /// One output record: a window's count at one revision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Emission {
     /// Window kind.
     pub kind: WindowKind,
@@ -21,6 +24,12 @@ pub struct Emission {
     /// False for a provisional record of a window still open
     /// (`--early-interval`); true from the record at its close on.
     pub closed: bool,
+    /// How `unique_users` was counted.
+    pub estimator: Estimator,
+    /// The window's sketch in DataSketches' compact serialization
+    /// (canonical: see [`crate::count::sketch::UidSketch::canonical_bytes`]),
+    /// for a sketch window with `--emit-sketch`.
+    pub sketch: Option<Arc<[u8]>>,
 }
 
 impl Emission {
@@ -31,15 +40,23 @@ impl Emission {
         // Writing to a Vec cannot fail.
         let _ = write!(
             out,
-            r#"{{"window":"{}","start":{},"end":{},"unique_users":{},"frames":{},"revision":{},"estimator":"exact","closed":{}}}"#,
+            r#"{{"window":"{}","start":{},"end":{},"unique_users":{},"frames":{},"revision":{},"estimator":"{}","closed":{}"#,
             self.kind.name(),
             self.start,
             self.end,
             self.unique_users,
             self.frames,
             self.revision,
+            self.estimator,
             self.closed
         );
+        if let Some(sketch) = &self.sketch {
+            out.extend_from_slice(br#","sketch":""#);
+            use base64::Engine as _;
+            out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(sketch).as_bytes());
+            out.push(b'"');
+        }
+        out.push(b'}');
     }
 
     /// The record key identifying the window, e.g. `minute:1468244400`; a

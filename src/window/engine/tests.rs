@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use proptest::prelude::*;
 
 use super::*;
+use crate::count::sketch::UidCoupon;
 
 const T0: Secs = 1_468_244_384;
 
@@ -59,13 +60,36 @@ fn reference(cfg: &EngineConfig, frames: &[(Secs, u64)]) -> Vec<Emission> {
                     continue;
                 }
                 closed_sent |= closed;
-                out.push(Emission { kind, start, end, unique_users: value.0, frames: value.1, revision, closed });
+                out.push(Emission {
+                    kind,
+                    start,
+                    end,
+                    unique_users: value.0,
+                    frames: value.1,
+                    revision,
+                    closed,
+                    estimator: Estimator::Exact,
+                    sketch: None,
+                });
                 revision += 1;
                 last = Some(value);
             }
         }
     }
     sorted(out)
+}
+
+/// The event of a frame of user number `uid`: its coupon too when `cfg`
+/// counts with a sketch.
+fn event(cfg: &EngineConfig, ts: Secs, uid: u64, offset: u64) -> Event {
+    let coupon = if cfg.estimator.is_sketch() { UidCoupon::of(&uid.to_le_bytes()) } else { None };
+    Event { ts, hash: uid, offset, coupon }
+}
+
+/// Estimators to test with: exact, and sketches small enough that a few
+/// hundred users fill their registers (lg_k 6: 64 registers) or not.
+fn estimators() -> impl Strategy<Value = Estimator> {
+    prop::sample::select(vec![Estimator::Exact, Estimator::Hll { lg_k: 6 }, Estimator::HLL])
 }
 
 fn sorted(mut records: Vec<Emission>) -> Vec<Emission> {
@@ -87,7 +111,7 @@ fn run(
     let mut out = Vec::new();
     for &s in order {
         let (ts, uid) = streams[s][next[s]];
-        pending[s].push(Event { ts, hash: uid, offset: next[s] as u64 });
+        pending[s].push(event(cfg, ts, uid, next[s] as u64));
         next[s] += 1;
         if pending[s].len() >= batch {
             engine.observe_batch(s, &std::mem::take(&mut pending[s]));
@@ -131,6 +155,8 @@ fn config(lateness: u64, allowed: u64, interval: u64, kinds: Vec<WindowKind>) ->
         quarantine_secs: DEFAULT_QUARANTINE_SECS,
         max_open_windows: DEFAULT_MAX_OPEN_WINDOWS,
         early_interval_secs: 0,
+        estimator: Estimator::Exact,
+        emit_sketch: false,
     }
 }
 
@@ -177,9 +203,13 @@ proptest! {
         batch_b in 1usize..300,
         shuffle_seed in any::<u64>(),
         early in prop::sample::select(vec![0u64, 10, 60]),
+        estimator in estimators(),
+        emit_sketch in any::<bool>(),
     ) {
         let mut cfg = config(5, 60, 5, vec![WindowKind::Minute, WindowKind::Hour]);
         cfg.early_interval_secs = early;
+        cfg.estimator = estimator;
+        cfg.emit_sketch = emit_sketch && estimator.is_sketch();
         let streams: Vec<Vec<(Secs, u64)>> =
             lens.iter().enumerate().map(|(i, &n)| stream(n, 10, 20, 10, 200, seed ^ i as u64)).collect();
         let sequential: Vec<usize> = streams.iter().enumerate().flat_map(|(i, s)| vec![i; s.len()]).collect();
@@ -209,10 +239,13 @@ proptest! {
         batches in prop::collection::vec(1usize..300, 1..12),
         cap in 1usize..40,
         early in prop::sample::select(vec![0u64, 60, 3600]),
+        estimator in estimators(),
     ) {
         let mut cfg = config(5, 60, 5, WindowKind::ALL.to_vec());
         cfg.max_open_windows = cap;
         cfg.early_interval_secs = early;
+        cfg.estimator = estimator;
+        cfg.emit_sketch = estimator.is_sketch();
         let frames = sparse_stream(len, gap, delay, seed);
         let (one_by_one, stats_one) = run(&cfg, std::slice::from_ref(&frames), &vec![0; len], 1);
         let (batched, stats_batched) = run_in_batches(&cfg, &frames, &batches);
@@ -262,8 +295,7 @@ fn sparse_stream(len: usize, gap: u64, delay: Secs, seed: u64) -> Vec<(Secs, u64
 /// Feeds one stream in batches whose sizes cycle through `sizes`.
 fn run_in_batches(cfg: &EngineConfig, frames: &[(Secs, u64)], sizes: &[usize]) -> (Vec<Emission>, EngineStats) {
     let mut engine = Engine::new(cfg.clone(), 1);
-    let events: Vec<Event> =
-        frames.iter().enumerate().map(|(i, &(ts, hash))| Event { ts, hash, offset: i as u64 }).collect();
+    let events: Vec<Event> = frames.iter().enumerate().map(|(i, &(ts, uid))| event(cfg, ts, uid, i as u64)).collect();
     let mut out = Vec::new();
     let mut rest = &events[..];
     for &size in sizes.iter().cycle() {
@@ -308,7 +340,7 @@ fn run_with_restarts(
     resume_seed: u64,
     save_windows: bool,
 ) -> (Vec<Vec<Emission>>, Vec<Vec<Option<u64>>>) {
-    let event = |s: usize, i: usize| Event { ts: streams[s][i].0, hash: streams[s][i].1, offset: i as u64 };
+    let event = |s: usize, i: usize| event(cfg, streams[s][i].0, streams[s][i].1, i as u64);
     let mut runs = Vec::new();
     let mut resumes = Vec::new();
     let mut saved: Option<Saved> = None;
@@ -325,7 +357,7 @@ fn run_with_restarts(
                     }
                 }
                 engine.resume_windows(emitted);
-                engine.resume_saved_windows(windows);
+                engine.resume_saved_windows(windows).unwrap();
                 if let Some(wm) = watermark {
                     engine.resume_watermark(*wm);
                 }
@@ -397,10 +429,13 @@ proptest! {
         far in 0u8..3,
         near in prop::option::of(0usize..80),
         second_cut in prop::option::of(0usize..400),
+        estimator in estimators(),
     ) {
         let kinds = if hours { vec![WindowKind::Minute, WindowKind::Hour] } else { vec![WindowKind::Minute] };
         let mut cfg = config(5, allowed, interval, kinds);
         cfg.early_interval_secs = early;
+        cfg.estimator = estimator;
+        cfg.emit_sketch = estimator.is_sketch();
         let mut streams: Vec<Vec<(Secs, u64)>> =
             lens.iter().enumerate().map(|(i, &n)| stream(n, 10, delay, 15, 300, seed ^ i as u64)).collect();
         let s = &mut streams[0];
@@ -443,14 +478,14 @@ proptest! {
         let (runs, _) = run_with_restarts(&cfg, &streams, &order, &cuts, resume_seed, save_windows);
 
         let reference: BTreeMap<(WindowKind, Secs, u32), Emission> =
-            whole.iter().map(|e| ((e.kind, e.start, e.revision), *e)).collect();
+            whole.iter().map(|e| ((e.kind, e.start, e.revision), e.clone())).collect();
         let mut seen = BTreeMap::new();
         for e in runs.iter().flatten() {
             let key = (e.kind, e.start, e.revision);
             prop_assert_eq!(reference.get(&key), Some(e), "a record the uninterrupted run does not have");
             // Each checkpoint is taken right at its cut, with every record
             // before it sent: a resumed run sends none of them again.
-            prop_assert!(seen.insert(key, *e).is_none(), "a record sent twice: {:?}", e);
+            prop_assert!(seen.insert(key, e.clone()).is_none(), "a record sent twice: {:?}", e);
         }
         prop_assert_eq!(seen, reference, "every record of the uninterrupted run, after the restarts");
     }
@@ -485,14 +520,14 @@ fn a_minute_closes_once_the_watermark_passes_its_end() {
     let mut engine = Engine::new(cfg, 1);
     let minute = WindowKind::Minute.start(T0);
     let events: Vec<Event> =
-        (0..20).map(|i| Event { ts: minute + 50 + i / 4, hash: i as u64, offset: i as u64 }).collect();
+        (0..20).map(|i| Event { ts: minute + 50 + i / 4, hash: i as u64, offset: i as u64, coupon: None }).collect();
     engine.observe_batch(0, &events);
     assert!(engine.emissions().is_empty(), "watermark {:?} has not reached the end", engine.watermark());
     // ts = end + 4: watermark end - 1, still open.
-    engine.observe_batch(0, &[Event { ts: minute + 64, hash: 100, offset: 20 }]);
+    engine.observe_batch(0, &[Event { ts: minute + 64, hash: 100, offset: 20, coupon: None }]);
     assert!(engine.emissions().is_empty());
     // ts = end + 5: watermark reaches the end.
-    engine.observe_batch(0, &[Event { ts: minute + 65, hash: 101, offset: 21 }]);
+    engine.observe_batch(0, &[Event { ts: minute + 65, hash: 101, offset: 21, coupon: None }]);
     let out: Vec<Emission> = std::mem::take(engine.emissions());
     assert_eq!(out.len(), 1);
     assert_eq!(
@@ -516,8 +551,8 @@ fn quarantined_frames_do_not_move_the_watermark_or_count() {
     let cfg = config(5, 60, 5, vec![WindowKind::Minute]);
     let mut engine = Engine::new(cfg, 1);
     let mut events: Vec<Event> =
-        (0..100).map(|i| Event { ts: T0 + i / 10, hash: i as u64, offset: i as u64 }).collect();
-    events.insert(50, Event { ts: T0 + 10_000_000, hash: 9999, offset: 1000 });
+        (0..100).map(|i| Event { ts: T0 + i / 10, hash: i as u64, offset: i as u64, coupon: None }).collect();
+    events.insert(50, Event { ts: T0 + 10_000_000, hash: 9999, offset: 1000, coupon: None });
     engine.observe_batch(0, &events);
     engine.flush();
     let stats = engine.stats();
@@ -633,12 +668,15 @@ fn a_flip_does_not_move_the_watermark_while_it_is_held_or_after() {
     let cfg = config(5, 60, 5, vec![WindowKind::Minute]);
     let mut engine = Engine::new(cfg, 1);
     let good = ordered(200);
-    let events: Vec<Event> =
-        good.iter().enumerate().map(|(i, &(ts, uid))| Event { ts, hash: uid, offset: i as u64 }).collect();
+    let events: Vec<Event> = good
+        .iter()
+        .enumerate()
+        .map(|(i, &(ts, uid))| Event { ts, hash: uid, offset: i as u64, coupon: None })
+        .collect();
     engine.observe_batch(0, &events[..100]);
     let before = (engine.watermark(), engine.clock(0).max_ts());
     for (k, ts) in [u32::MAX as Secs, T0 | (1 << 33), 0].into_iter().enumerate() {
-        engine.observe_batch(0, &[Event { ts, hash: 99_999, offset: 1000 + k as u64 }]);
+        engine.observe_batch(0, &[Event { ts, hash: 99_999, offset: 1000 + k as u64, coupon: None }]);
         assert_eq!((engine.watermark(), engine.clock(0).max_ts()), before, "after ts {ts}");
         assert!(engine.emissions().is_empty(), "ts {ts} closed no window");
     }
@@ -690,12 +728,12 @@ fn the_oldest_window_is_forced_out_at_the_cap() {
     // Two streams; stream 0 stays at T0 and holds the global watermark back
     // (a lagging partition) while stream 1 opens a window a minute.
     let mut engine = Engine::new(cfg, 2);
-    let lagging: Vec<Event> = (0..20).map(|i| Event { ts: T0, hash: i, offset: i }).collect();
+    let lagging: Vec<Event> = (0..20).map(|i| Event { ts: T0, hash: i, offset: i, coupon: None }).collect();
     engine.observe_batch(0, &lagging);
     let minute = WindowKind::Minute.start(T0);
     let mut offset = 100;
     let mut feed = |engine: &mut Engine, stream: usize, ts: Secs, hash: u64| {
-        engine.observe_batch(stream, &[Event { ts, hash, offset }]);
+        engine.observe_batch(stream, &[Event { ts, hash, offset, coupon: None }]);
         offset += 1;
     };
     for m in 0..10 {
@@ -749,11 +787,12 @@ fn a_restart_after_forced_windows_skips_them() {
     let mut cfg = config(5, 60, 5, vec![WindowKind::Minute]);
     cfg.max_open_windows = 3;
     let mut engine = Engine::new(cfg.clone(), 2);
-    engine.observe_batch(0, &(0..20).map(|i| Event { ts: T0, hash: i, offset: i }).collect::<Vec<_>>());
+    engine.observe_batch(0, &(0..20).map(|i| Event { ts: T0, hash: i, offset: i, coupon: None }).collect::<Vec<_>>());
     let minute = WindowKind::Minute.start(T0);
     // Three frames a minute for 8 minutes: past the warm-up, 5 forced out.
-    let later: Vec<Event> =
-        (0..24).map(|i| Event { ts: minute + 60 * (i / 3) + 1, hash: 100 + i as u64, offset: i as u64 }).collect();
+    let later: Vec<Event> = (0..24)
+        .map(|i| Event { ts: minute + 60 * (i / 3) + 1, hash: 100 + i as u64, offset: i as u64, coupon: None })
+        .collect();
     engine.observe_batch(1, &later);
     assert_eq!(engine.stats().windows_forced, 5);
     let state = engine.stream_state(1, later.len() as u64, false).unwrap();
@@ -768,10 +807,10 @@ fn a_restart_after_forced_windows_skips_them() {
     resumed.resume_stream(1, state);
     let from = state.resume.offset as usize;
     resumed.observe_batch(1, &later[from..]);
-    let late = Event { ts: forced_end - 30, hash: 999, offset: later.len() as u64 };
+    let late = Event { ts: forced_end - 30, hash: 999, offset: later.len() as u64, coupon: None };
     resumed.observe_batch(1, &[late]);
     resumed.flush();
-    let reopened: Vec<_> = resumed.emissions().iter().filter(|e| e.end <= forced_end).copied().collect();
+    let reopened: Vec<_> = resumed.emissions().iter().filter(|e| e.end <= forced_end).cloned().collect();
     assert!(reopened.is_empty(), "a forced window came back after the restart: {reopened:?}");
 }
 
@@ -784,14 +823,14 @@ fn an_empty_batch_leaves_an_idle_stream_idle() {
     let cfg = config(5, 60, 5, vec![WindowKind::Minute]);
     let mut engine = Engine::new(cfg, 2);
     let minute = WindowKind::Minute.start(T0);
-    engine.observe_batch(1, &[Event { ts: minute + 1, hash: 1, offset: 0 }]);
+    engine.observe_batch(1, &[Event { ts: minute + 1, hash: 1, offset: 0, coupon: None }]);
     engine.set_idle(1, true);
     engine.observe_batch(1, &[]);
     // Past stream 0's warm-up, then a frame that takes it past the minute.
     let events: Vec<Event> =
-        (0..20u64).map(|i| Event { ts: minute + 3 * i as Secs, hash: 10 + i, offset: i }).collect();
+        (0..20u64).map(|i| Event { ts: minute + 3 * i as Secs, hash: 10 + i, offset: i, coupon: None }).collect();
     engine.observe_batch(0, &events);
-    engine.observe_batch(0, &[Event { ts: minute + 120, hash: 99, offset: 20 }]);
+    engine.observe_batch(0, &[Event { ts: minute + 120, hash: 99, offset: 20, coupon: None }]);
     assert_eq!(engine.watermark(), Some(minute + 115), "stream 0 alone moves the watermark");
     let out = std::mem::take(engine.emissions());
     assert_eq!(out.iter().map(|e| (e.start, e.unique_users)).collect::<Vec<_>>(), [(minute, 21)]);

@@ -2,7 +2,8 @@
 //! kind.
 
 use super::{Checkpoint, EmittedWindow};
-use crate::count::UidSet;
+use crate::count::sketch::UidSketch;
+use crate::count::{Estimator, MixedEstimators, UidKey, Users};
 use crate::window::state::{self, Part, WindowState};
 use crate::window::{Secs, WindowKind};
 
@@ -10,10 +11,10 @@ use crate::window::{Secs, WindowKind};
 pub(super) struct Window {
     pub(super) start: Secs,
     pub(super) end: Secs,
-    pub(super) set: UidSet,
+    pub(super) users: Users,
     pub(super) frames: u64,
-    /// Late frames not yet released: (stage, uid hash).
-    pub(super) held: Vec<(u32, u64)>,
+    /// Late frames not yet released, by stage, ascending.
+    pub(super) held: Vec<(u32, Held)>,
     /// Next stage to complete.
     pub(super) next_stage: u32,
     /// Values of the last emission.
@@ -28,10 +29,10 @@ pub(super) struct Window {
     /// A window restored from saved state: per stream, the offset below
     /// which its frames are already in (read again, they are skipped).
     pub(super) covered: Vec<(u32, u64)>,
-    /// On-time frames waiting for their provisional record: (k, uid
-    /// hashes), ascending k; frame admitted while its stream's watermark was
-    /// before `start + k * early_interval` go into record `k` and later.
-    pub(super) early: Vec<(u32, Vec<u64>)>,
+    /// On-time frames waiting for their provisional record, by `k`,
+    /// ascending: a frame admitted while its stream's watermark was before
+    /// `start + k * early_interval` goes into record `k` and later.
+    pub(super) early: Vec<(u32, Held)>,
     /// Provisional records completed (emitted, or skipped as unchanged).
     pub(super) next_early: u32,
     /// Provisional records at or below this complete without a record: a
@@ -41,12 +42,112 @@ pub(super) struct Window {
     pub(super) closed_sent: bool,
 }
 
+/// Frames held for a later record (a provisional record, or a stage of
+/// late frames): their uids, and how many.
+#[derive(Debug)]
+pub(super) enum Held {
+    /// An exact window's: each frame's uid hash, counted into the window's
+    /// set when released.
+    Hashes(Vec<u64>),
+    /// A sketch window's: a sketch of the frames' uids, merged into the
+    /// window's when released (sketches do not care in which order).
+    Sketch {
+        /// The held frames' uids.
+        users: UidSketch,
+        /// Frames held.
+        frames: u64,
+    },
+}
+
+impl Held {
+    /// Nothing held yet, for windows counted with `estimator`.
+    fn new(estimator: Estimator) -> Held {
+        match estimator.users() {
+            Users::Exact(_) => Held::Hashes(Vec::new()),
+            Users::Sketch(users) => Held::Sketch { users, frames: 0 },
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, key: UidKey) {
+        match self {
+            Held::Hashes(hashes) => hashes.push(key.hash),
+            Held::Sketch { users, frames } => {
+                if let Some(coupon) = key.coupon {
+                    users.update_coupon(coupon);
+                }
+                *frames += 1;
+            }
+        }
+    }
+
+    fn frames(&self) -> u64 {
+        match self {
+            Held::Hashes(hashes) => hashes.len() as u64,
+            Held::Sketch { frames, .. } => *frames,
+        }
+    }
+
+    /// Counts the held frames into `users` and `frames`.
+    fn release(self, users: &mut Users, frames: &mut u64) {
+        *frames += self.frames();
+        match (self, users) {
+            (Held::Hashes(hashes), Users::Exact(set)) => set.extend(hashes),
+            (Held::Sketch { users: held, .. }, Users::Sketch(sketch)) => sketch.merge(&held),
+            // A window and its held frames share the engine's estimator.
+            (held, users) => unreachable!("held {held:?} released into {users:?}"),
+        }
+    }
+
+    /// The held frames as a stage of a [`WindowState`].
+    fn to_stage(&self) -> state::Stage {
+        match self {
+            Held::Hashes(hashes) => {
+                state::Stage { users: Users::Exact(hashes.iter().copied().collect()), frames: hashes.len() as u64 }
+            }
+            Held::Sketch { users, frames } => state::Stage { users: Users::Sketch(users.clone()), frames: *frames },
+        }
+    }
+
+    /// Held frames restored from a saved stage. An exact stage keeps each
+    /// user once: its other frames come back as repeats of one of them,
+    /// which counts the same.
+    fn from_stage(stage: &state::Stage) -> Held {
+        match &stage.users {
+            Users::Exact(set) => {
+                let mut hashes = set.sorted();
+                let repeats = stage.frames.saturating_sub(set.len()) as usize;
+                if let Some(&first) = hashes.first() {
+                    hashes.extend(std::iter::repeat_n(first, repeats));
+                }
+                Held::Hashes(hashes)
+            }
+            Users::Sketch(users) => Held::Sketch { users: users.clone(), frames: stage.frames },
+        }
+    }
+}
+
+/// Adds `key` to the held frames of `at` in `held` (sorted by their first
+/// element), creating them if need be.
+#[inline]
+fn hold(held: &mut Vec<(u32, Held)>, at: u32, key: UidKey, estimator: Estimator) {
+    match held.iter_mut().rev().find(|(e, _)| *e <= at) {
+        Some((e, frames)) if *e == at => frames.add(key),
+        _ => {
+            let i = held.partition_point(|(e, _)| *e < at);
+            let mut frames = Held::new(estimator);
+            frames.add(key);
+            held.insert(i, (at, frames));
+        }
+    }
+}
+
 impl Window {
-    pub(super) fn new(start: Secs, end: Secs) -> Window {
+    pub(super) fn new(start: Secs, end: Secs, estimator: Estimator) -> Window {
         Window {
             start,
             end,
-            set: UidSet::new(),
+            users: estimator.users(),
             frames: 0,
             held: Vec::new(),
             next_stage: 0,
@@ -62,51 +163,74 @@ impl Window {
         }
     }
 
+    /// Counts an on-time frame now.
+    #[inline]
+    pub(super) fn add(&mut self, key: UidKey) {
+        self.users.add(key);
+        self.frames += 1;
+    }
+
     /// Holds an on-time frame for provisional record `k` (and later ones).
-    pub(super) fn hold_early(&mut self, k: u32, hash: u64) {
+    #[inline]
+    pub(super) fn hold_early(&mut self, k: u32, key: UidKey, estimator: Estimator) {
         let k = k.max(self.next_early + 1);
-        match self.early.iter_mut().rev().find(|(e, _)| *e <= k) {
-            Some((e, hashes)) if *e == k => hashes.push(hash),
-            _ => {
-                let at = self.early.partition_point(|(e, _)| *e < k);
-                self.early.insert(at, (k, vec![hash]));
-            }
-        }
+        hold(&mut self.early, k, key, estimator);
+    }
+
+    /// Holds a late frame for revision stage `stage`.
+    #[inline]
+    pub(super) fn hold_late(&mut self, stage: u32, key: UidKey, estimator: Estimator) {
+        hold(&mut self.held, stage, key, estimator);
     }
 
     /// Counts the held on-time frames of provisional records up to `k`.
     pub(super) fn release_early(&mut self, k: u32) {
-        while self.early.first().is_some_and(|(e, _)| *e <= k) {
-            let (_, hashes) = self.early.remove(0);
-            self.frames += hashes.len() as u64;
-            for hash in hashes {
-                self.set.insert(hash);
-            }
+        let n = self.early.partition_point(|(e, _)| *e <= k);
+        for (_, held) in self.early.drain(..n) {
+            held.release(&mut self.users, &mut self.frames);
         }
+    }
+
+    /// Counts the held late frames of stages up to `stage`.
+    pub(super) fn release_late(&mut self, stage: u32) {
+        let n = self.held.partition_point(|(s, _)| *s <= stage);
+        for (_, held) in self.held.drain(..n) {
+            held.release(&mut self.users, &mut self.frames);
+        }
+    }
+
+    /// The number of distinct users counted so far, and of frames.
+    #[inline]
+    pub(super) fn counts(&self) -> (u64, u64) {
+        (self.users.count(), self.frames)
+    }
+
+    /// Bytes held by the window's users and held frames.
+    pub(super) fn state_bytes(&self) -> usize {
+        let held = |h: &Held| match h {
+            Held::Hashes(hashes) => hashes.capacity() * 8,
+            Held::Sketch { users, .. } => users.state_bytes(),
+        };
+        self.users.state_bytes()
+            + self.held.iter().chain(&self.early).map(|(_, h)| held(h)).sum::<usize>()
+            + std::mem::size_of::<Window>()
     }
 
     /// The window's state as data, covering each stream's frames below its
     /// offset in `positions`. Stages completed so far are folded into stage
     /// 0 (the set holds them together); stage `s` above holds the late
     /// frames still waiting for it.
-    pub(super) fn to_state(&self, kind: WindowKind, positions: &[(u32, u64)]) -> WindowState {
-        let mut stages = vec![state::Stage { users: self.set.clone(), frames: self.frames }];
-        let mut early: Vec<state::Stage> = Vec::new();
-        for (k, hashes) in &self.early {
-            if early.len() < *k as usize {
-                early.resize_with(*k as usize, state::Stage::default);
-            }
-            let s = &mut early[*k as usize - 1];
-            s.users.extend(hashes.iter().copied());
-            s.frames += hashes.len() as u64;
+    pub(super) fn to_state(&self, kind: WindowKind, positions: &[(u32, u64)], estimator: Estimator) -> WindowState {
+        let empty = || state::Stage { users: estimator.users(), frames: 0 };
+        let mut stages = vec![state::Stage { users: self.users.clone(), frames: self.frames }];
+        for (stage, held) in &self.held {
+            stages.resize_with((*stage as usize).max(stages.len()), empty);
+            stages.push(held.to_stage());
         }
-        for &(stage, hash) in &self.held {
-            if stages.len() <= stage as usize {
-                stages.resize_with(stage as usize + 1, state::Stage::default);
-            }
-            let s = &mut stages[stage as usize];
-            s.users.insert(hash);
-            s.frames += 1;
+        let mut early: Vec<state::Stage> = Vec::new();
+        for (k, held) in &self.early {
+            early.resize_with(*k as usize - 1, empty);
+            early.push(held.to_stage());
         }
         // A stream read again after a restore has its frames in up to where
         // the saved state said, even before this run has read that far.
@@ -133,32 +257,21 @@ impl Window {
 
     /// A window restored from `saved` (one process's part, as
     /// [`Window::to_state`] writes it).
-    pub(super) fn from_state(saved: &WindowState, end: Secs) -> Window {
-        let mut w = Window::new(saved.start, end);
+    /// Errors when the saved state was counted with another estimator.
+    pub(super) fn from_state(saved: &WindowState, end: Secs, estimator: Estimator) -> Result<Window, MixedEstimators> {
+        let mut w = Window::new(saved.start, end, estimator);
         for part in &saved.parts {
             for (stage, s) in part.stages.iter().enumerate() {
                 if stage == 0 {
-                    w.set.union_with(&s.users);
+                    w.users.union_with(&s.users)?;
                     w.frames += s.frames;
-                    continue;
+                } else if s.frames > 0 {
+                    restore_held(&mut w.held, stage as u32, s, &mut w.users)?;
                 }
-                // Held late frames are one entry per frame: each user once,
-                // and the stage's other frames as repeats of one of them.
-                let mut hashes = s.users.sorted().into_iter();
-                let first = hashes.next();
-                w.held.extend(first.into_iter().chain(hashes).map(|h| (stage as u32, h)));
-                let repeats = s.frames.saturating_sub(s.users.len());
-                w.held.extend(first.into_iter().cycle().take(repeats as usize).map(|h| (stage as u32, h)));
             }
             for (k, s) in part.early.iter().enumerate() {
-                // As for held late frames: each user once, then repeats.
-                let mut hashes = s.users.sorted();
-                let repeats = s.frames.saturating_sub(s.users.len()) as usize;
-                if let Some(&first) = hashes.first() {
-                    hashes.extend(std::iter::repeat_n(first, repeats));
-                }
-                if !hashes.is_empty() {
-                    w.early.push((k as u32 + 1, hashes));
+                if s.frames > 0 {
+                    restore_held(&mut w.early, k as u32 + 1, s, &mut w.users)?;
                 }
             }
             for &(stream, to) in &part.covers {
@@ -173,20 +286,48 @@ impl Window {
         w.emitted = saved.emitted.last;
         w.next_early = saved.emitted.early;
         w.closed_sent = saved.emitted.closed;
-        w
+        Ok(w)
     }
 
     /// A window that goes on from what it had emitted before a restart.
-    pub(super) fn resumed(start: Secs, end: Secs, emitted: &EmittedWindow) -> Window {
+    pub(super) fn resumed(start: Secs, end: Secs, emitted: &EmittedWindow, estimator: Estimator) -> Window {
         Window {
             emitted: emitted.last,
             revisions: emitted.revisions,
             silent_below: emitted.stages,
             early_silent_through: emitted.early,
             closed_sent: emitted.stages > 0,
-            ..Window::new(start, end)
+            ..Window::new(start, end, estimator)
         }
     }
+}
+
+/// Adds a saved stage's frames to the held frames of `at` (parts of one
+/// window are merged stage by stage). `users` is the window's, to check the
+/// stage was counted with the same estimator.
+fn restore_held(
+    held: &mut Vec<(u32, Held)>,
+    at: u32,
+    stage: &state::Stage,
+    users: &mut Users,
+) -> Result<(), MixedEstimators> {
+    if std::mem::discriminant(users) != std::mem::discriminant(&stage.users) {
+        return Err(MixedEstimators);
+    }
+    let restored = Held::from_stage(stage);
+    let i = held.partition_point(|(e, _)| *e < at);
+    match held.get_mut(i) {
+        Some((e, existing)) if *e == at => match (existing, restored) {
+            (Held::Hashes(a), Held::Hashes(b)) => a.extend(b),
+            (Held::Sketch { users: a, frames: fa }, Held::Sketch { users: b, frames: fb }) => {
+                a.merge(&b);
+                *fa += fb;
+            }
+            _ => return Err(MixedEstimators),
+        },
+        _ => held.insert(i, (at, restored)),
+    }
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -207,7 +348,7 @@ impl KindWindows {
     /// (`end <= forced_until`), or `cap` windows are open. The checks cost
     /// nothing for frames of open windows.
     #[inline]
-    pub(super) fn window(&mut self, start: Secs, cap: usize) -> Option<usize> {
+    pub(super) fn window(&mut self, start: Secs, cap: usize, estimator: Estimator) -> Option<usize> {
         let at = match self.windows.iter().rposition(|w| w.start <= start) {
             Some(i) if self.windows[i].start == start => return Some(i),
             Some(i) => i + 1,
@@ -220,8 +361,8 @@ impl KindWindows {
         // Empty except after a restart: no hashing for new windows then.
         let resumed = if self.resumed.is_empty() { None } else { self.resumed.remove(&start) };
         let window = match resumed {
-            Some(emitted) => Window::resumed(start, end, &emitted),
-            None => Window::new(start, end),
+            Some(emitted) => Window::resumed(start, end, &emitted, estimator),
+            None => Window::new(start, end, estimator),
         };
         self.windows.insert(at, window);
         Some(at)
