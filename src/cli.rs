@@ -69,6 +69,20 @@ pub enum Command {
         kuniq plot -i results.jsonl -o uniques.png\n  \
         kuniq plot -b 127.0.0.1:9092 -t uniques -o uniques.png --width 1200 --height 500")]
     Plot(PlotArgs),
+    /// Unique users over any time range, merged from the records of the
+    /// windows in it: their sketches (--estimator hll) or exact hashes,
+    /// which kuniq count puts in records with --emit-sketch.
+    ///
+    /// Prints one JSON line: {"from":..,"to":..,"window":"minute",
+    /// "unique_users":..,"frames":..,"windows":..,"provisional":..,
+    /// "estimator":".."}. Each window's latest record (highest revision)
+    /// counts; "provisional" says how many of those were of windows still
+    /// open, whose users may still grow.
+    #[command(after_help = "Examples:\n  \
+        kuniq count -i frames.jsonl --estimator hll --emit-sketch > results.jsonl\n  \
+        kuniq query -i results.jsonl --from 2016-07-11T10:03:00Z --to 2016-07-11T14:17:00Z\n  \
+        kuniq query -b 127.0.0.1:9092 -t uniques --from 1468195200 --to 1468281600")]
+    Query(QueryArgs),
 }
 
 /// When to show progress on stderr.
@@ -273,11 +287,14 @@ pub struct CountArgs {
     #[arg(long, value_name = "exact|hll|hll-N", default_value = "exact")]
     pub estimator: Estimator,
 
-    /// With --estimator hll: every record carries "sketch", the base64 of
-    /// the window's DataSketches HLL sketch (compact serialization), which
-    /// Apache DataSketches in Python, Java or C++ reads and unions, and
-    /// `kuniq query` merges into any time range. About 44 KB per record
-    /// once a window has more than a few thousand users.
+    /// Every record carries its window's users as data, for `kuniq query`
+    /// to merge into any time range. With --estimator hll: "sketch", the
+    /// base64 of the window's DataSketches HLL sketch (compact
+    /// serialization), which Apache DataSketches in Python, Java or C++
+    /// reads and unions; about 44 KB once a window has more than a few
+    /// thousand users. Exact: "hashes", the base64 of its uid hashes (8
+    /// bytes a user: 480 KB for a minute of 45,000 users, 10.7 MB for a day
+    /// of a million, over Kafka's default 1 MB record limit).
     #[arg(long)]
     pub emit_sketch: bool,
 
@@ -402,9 +419,6 @@ impl CountArgs {
         if self.max_open_windows == 0 {
             return Err("--max-open-windows must be at least 1".into());
         }
-        if self.emit_sketch && !self.estimator.is_sketch() {
-            return Err("--emit-sketch needs --estimator hll: exact windows have no sketch to send".into());
-        }
         let max_frame_bytes = parse_bytes("--max-frame-bytes", &self.max_frame_bytes)?;
         if max_frame_bytes < 2 {
             return Err("--max-frame-bytes must be at least 2 bytes".into());
@@ -457,25 +471,9 @@ pub struct ConsumeArgs {
 /// Flags of `kuniq plot`.
 #[derive(Debug, Args)]
 pub struct PlotArgs {
-    /// Records to draw: JSON lines as kuniq count prints them; `-` for stdin.
-    /// Give this or -t (an output topic).
-    #[arg(short, long, value_name = "PATH")]
-    pub input: Option<String>,
-
-    /// Kafka bootstrap brokers, host:port[,host:port...], for -t.
-    // Checked in `source`, not by clap: a KUNIQ_BROKERS in the environment
-    // must not make `-i` a conflict.
-    #[arg(short = 'b', long, value_name = "BROKERS", env = "KUNIQ_BROKERS")]
-    pub brokers: Option<String>,
-
-    /// Output topic of kuniq count to read the records from, every
-    /// partition from the beginning to its end (needs -b).
-    #[arg(short = 't', long, value_name = "TOPIC", conflicts_with = "input")]
-    pub topic: Option<String>,
-
-    /// librdkafka consumer properties (-X, -F).
+    /// Where the records to draw are.
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub records: RecordsArgs,
 
     /// The PNG file to write; `-` for stdout.
     #[arg(short, long, value_name = "PNG")]
@@ -499,9 +497,33 @@ pub struct PlotArgs {
     pub title: Option<String>,
 }
 
-/// Where `kuniq plot` reads records from.
+/// Where `kuniq plot` and `kuniq query` read kuniq count's records from.
+#[derive(Debug, Args)]
+pub struct RecordsArgs {
+    /// Records: JSON lines as kuniq count prints them; `-` for stdin. Give
+    /// this or -t (an output topic).
+    #[arg(short, long, value_name = "PATH")]
+    pub input: Option<String>,
+
+    /// Kafka bootstrap brokers, host:port[,host:port...], for -t.
+    // Checked in `source`, not by clap: a KUNIQ_BROKERS in the environment
+    // must not make `-i` a conflict.
+    #[arg(short = 'b', long, value_name = "BROKERS", env = "KUNIQ_BROKERS")]
+    pub brokers: Option<String>,
+
+    /// Output topic of kuniq count to read the records from, every
+    /// partition from the beginning to its end (needs -b).
+    #[arg(short = 't', long, value_name = "TOPIC", conflicts_with = "input")]
+    pub topic: Option<String>,
+
+    /// librdkafka consumer properties (-X, -F).
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Where records are read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlotSource {
+pub enum RecordSource {
     /// A file, or `-` for stdin.
     Input(String),
     /// An output topic, read from the beginning to its end.
@@ -513,19 +535,59 @@ pub enum PlotSource {
     },
 }
 
-impl PlotArgs {
+impl RecordsArgs {
     /// The input (`-i`) or the topic (`-b`, `-t`).
-    pub fn source(&self) -> Result<PlotSource, String> {
+    pub fn source(&self) -> Result<RecordSource, String> {
         match (&self.input, &self.brokers, &self.topic) {
-            (Some(input), _, _) => Ok(PlotSource::Input(input.clone())),
+            (Some(input), _, _) => Ok(RecordSource::Input(input.clone())),
             (None, Some(brokers), Some(topic)) => {
-                Ok(PlotSource::Topic { brokers: brokers.clone(), topic: topic.clone() })
+                Ok(RecordSource::Topic { brokers: brokers.clone(), topic: topic.clone() })
             }
             (None, None, Some(_)) => Err("-t/--topic needs -b/--brokers (or KUNIQ_BROKERS)".into()),
-            (None, _, None) => Err("give the records to draw: -i PATH (- for stdin) or -b BROKERS -t TOPIC".into()),
+            (None, _, None) => Err("give the records: -i PATH (- for stdin) or -b BROKERS -t TOPIC".into()),
         }
     }
+}
 
+/// Flags of `kuniq query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Where the records are: kuniq count's output with --emit-sketch.
+    #[command(flatten)]
+    pub records: RecordsArgs,
+
+    /// Range start: unix seconds or a UTC time (2016-07-11T10:03:00Z, or a
+    /// date); on a window boundary.
+    #[arg(long, value_name = "TIME")]
+    pub from: String,
+
+    /// Range end, exclusive: unix seconds or a UTC time; on a window
+    /// boundary.
+    #[arg(long, value_name = "TIME")]
+    pub to: String,
+
+    /// Window kind whose records are merged: minute, hour, day, week, month
+    /// or year (the range must be made of whole windows of it).
+    #[arg(long, value_name = "KIND", default_value = "minute")]
+    pub window: String,
+}
+
+impl QueryArgs {
+    /// The range asked for, checked.
+    pub fn range(&self) -> Result<crate::query::Range, String> {
+        let kind = WindowKind::from_name(self.window.trim()).ok_or_else(|| {
+            format!(
+                "unknown window kind '{}' for --window; expected minute, hour, day, week, month or year",
+                self.window
+            )
+        })?;
+        let from = crate::query::parse_time(self.from.trim()).map_err(|e| format!("--from: {e}"))?;
+        let to = crate::query::parse_time(self.to.trim()).map_err(|e| format!("--to: {e}"))?;
+        crate::query::Range::new(from, to, kind)
+    }
+}
+
+impl PlotArgs {
     /// Validates the window kind and the size into drawing options.
     pub fn options(&self) -> Result<(WindowKind, crate::plot::PlotOptions), String> {
         let kind = WindowKind::from_name(self.window.trim()).ok_or_else(|| {

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod plot;
 pub mod progress;
+pub mod query;
 pub mod sink;
 pub mod source;
 pub mod stats;

@@ -12,7 +12,8 @@ use clap::Parser;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kuniq::cli::{
-    Cli, Command, ConsumeArgs, CountArgs, GenArgs, PlotArgs, PlotSource, ProduceArgs, ProgressMode, SummaryFormat,
+    Cli, Command, ConsumeArgs, CountArgs, GenArgs, PlotArgs, ProduceArgs, ProgressMode, QueryArgs, RecordSource,
+    RecordsArgs, SummaryFormat,
 };
 use kuniq::kafka;
 use kuniq::pipeline::{self, PipelineError};
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Command::Produce(_) => "kuniq produce",
         Command::Consume(_) => "kuniq consume",
         Command::Plot(_) => "kuniq plot",
+        Command::Query(_) => "kuniq query",
         Command::Gen(_) => "kuniq gen",
         Command::Count(_) => "kuniq",
     };
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => produce(&args),
         Command::Consume(args) => consume(&args),
         Command::Plot(args) => plot(&args),
+        Command::Query(args) => query(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -199,10 +202,11 @@ fn consume(args: &ConsumeArgs) -> Result<()> {
     Ok(())
 }
 
-fn plot(args: &PlotArgs) -> Result<()> {
-    let (kind, options) = args.options().map_err(UsageError)?;
-    let (series, source) = match args.source().map_err(UsageError)? {
-        PlotSource::Topic { brokers, topic } => {
+/// Opens the records `-i` or `-b`/`-t` name: a file or stdin as it is
+/// read, a topic read to its end first. Returns them and their name.
+fn open_records(args: &RecordsArgs) -> Result<(Box<dyn io::BufRead>, String)> {
+    Ok(match args.source().map_err(UsageError)? {
+        RecordSource::Topic { brokers, topic } => {
             let config = kafka::client_config(
                 &brokers,
                 &[("fetch.wait.max.ms", kafka::DEFAULT_FETCH_WAIT_MAX_MS)],
@@ -211,18 +215,39 @@ fn plot(args: &PlotArgs) -> Result<()> {
             .map_err(|e| UsageError(e.to_string()))?;
             let mut records = Vec::new();
             kafka::consume::consume(&config, &topic, false, true, &mut records, &|| false)?;
-            let source = format!("topic '{topic}'");
-            (kuniq::plot::read_series(records.as_slice(), kind.name()), source)
+            (Box::new(io::Cursor::new(records)), format!("topic '{topic}'"))
         }
-        PlotSource::Input(input) => match input.as_str() {
-            "-" => (kuniq::plot::read_series(io::stdin().lock(), kind.name()), "stdin".to_string()),
+        RecordSource::Input(input) => match input.as_str() {
+            "-" => (Box::new(io::stdin().lock()), "stdin".to_string()),
             path => {
                 let file = File::open(path).with_context(|| format!("cannot read input '{path}'"))?;
-                let series = kuniq::plot::read_series(io::BufReader::with_capacity(1 << 16, file), kind.name());
-                (series, format!("'{path}'"))
+                (Box::new(io::BufReader::with_capacity(1 << 16, file)), format!("'{path}'"))
             }
         },
-    };
+    })
+}
+
+fn query(args: &QueryArgs) -> Result<()> {
+    let range = args.range().map_err(UsageError)?;
+    let (records, source) = open_records(&args.records)?;
+    let answer = kuniq::query::answer(records, range).with_context(|| format!("answering from {source}"))?;
+    let mut out = io::stdout().lock();
+    writeln!(out, "{}", answer.to_json()).and_then(|()| out.flush()).context("writing the answer to stdout")?;
+    if answer.provisional > 0 {
+        tracing::warn!(
+            provisional = answer.provisional,
+            "{} of the {} windows in the range were still open at their latest record: the answer may grow",
+            answer.provisional,
+            answer.windows
+        );
+    }
+    Ok(())
+}
+
+fn plot(args: &PlotArgs) -> Result<()> {
+    let (kind, options) = args.options().map_err(UsageError)?;
+    let (records, source) = open_records(&args.records)?;
+    let series = kuniq::plot::read_series(records, kind.name());
     let series = series.with_context(|| format!("reading records from {source}"))?;
     let png = kuniq::plot::render_png(&series, &options)?;
     let output = args.output.display();

@@ -155,3 +155,96 @@ fn the_generic_str_update_would_not_be_compatible() {
     }
     assert!(ours.to_bytes() != generic.serialize());
 }
+
+/// Records of `kuniq count --estimator hll --emit-sketch`: Python reads
+/// every record's sketch with the record's count, unions an hour's minutes
+/// to the hour's count, and its own sketch of the hour's uids adds nothing
+/// to kuniq's (`scripts/sketch_records.py`); `kuniq query` over the hour
+/// merges the minutes to the hour's count too.
+#[test]
+fn records_carry_sketches_that_python_reads_and_query_merges() {
+    const HOUR: i64 = 1_468_242_000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut rng = Rng(15);
+    let users = pool("r", 50_000);
+    let mut frames = String::new();
+    let mut uids = String::new();
+    let mut distinct = std::collections::HashSet::new();
+    for m in 0..60 {
+        for i in 0..20_000 {
+            let uid = &users[rng.below(users.len())];
+            // Non-ASCII uids go in escaped half the time: the sketch holds
+            // the decoded string either way.
+            let json_uid = if i % 2 == 0 { serde_json::to_string(uid).expect("a string") } else { escaped(uid) };
+            frames.push_str(&format!("{{\"ts\":{},\"uid\":{json_uid}}}\n", HOUR + m * 60 + i * 60 / 20_000));
+            uids.push_str(uid);
+            uids.push('\n');
+            distinct.insert(uid.clone());
+        }
+    }
+    let frames_path = dir.path().join("frames.jsonl");
+    let uids_path = dir.path().join("hour.uids");
+    std::fs::write(&frames_path, frames).expect("write frames");
+    std::fs::write(&uids_path, uids).expect("write uids");
+    let out = Command::new(env!("CARGO_BIN_EXE_kuniq"))
+        .args(["count", "--windows", "minute,hour", "--estimator", "hll", "--emit-sketch", "-i"])
+        .arg(&frames_path)
+        .output()
+        .expect("run kuniq count");
+    assert!(out.status.success(), "kuniq count failed: {}", String::from_utf8_lossy(&out.stderr));
+    let records_path = dir.path().join("records.jsonl");
+    std::fs::write(&records_path, &out.stdout).expect("write records");
+    let hour: serde_json::Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a record"))
+        .filter(|r| r["window"] == "hour" && r["closed"] == true)
+        .last()
+        .expect("the hour's closing record");
+    let hour_users = hour["unique_users"].as_u64().expect("a count");
+    let exact = distinct.len() as u64;
+    assert!(hour_users.abs_diff(exact) * 100 <= exact, "the hour's {hour_users} within 1 % of {exact}");
+
+    let query = Command::new(env!("CARGO_BIN_EXE_kuniq"))
+        .args(["query", "--from", "2016-07-11T13:00:00Z", "--to", "2016-07-11T14:00Z", "-i"])
+        .arg(&records_path)
+        .output()
+        .expect("run kuniq query");
+    assert!(query.status.success(), "kuniq query failed: {}", String::from_utf8_lossy(&query.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&query.stdout).expect("one JSON answer");
+    assert_eq!(answer["unique_users"], hour_users, "the hour's minutes merge to the hour: {answer}");
+    assert_eq!((answer["windows"].as_u64(), answer["frames"].as_u64()), (Some(60), Some(1_200_000)));
+    assert_eq!(answer["estimator"], "hll-16");
+
+    let python = python();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sketch_records.py");
+    let out = match Command::new(&python).arg(script).arg(&records_path).arg(&uids_path).arg(exact.to_string()).output()
+    {
+        Ok(out) => out,
+        Err(e) => panic!(
+            "cannot run the Python interpreter `{python}` ({e}). Set KUNIQ_PYTHON to a Python 3 with \
+             `pip install {PYTHON_PACKAGE}`, or run scripts/test.sh, which makes target/test-venv"
+        ),
+    };
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    match out.status.code() {
+        Some(0) => println!("{stdout}"),
+        Some(2) => {
+            panic!("the Python module `datasketches` is missing for `{python}`: install {PYTHON_PACKAGE}\n{stderr}")
+        }
+        _ => panic!("scripts/sketch_records.py failed ({}):\n{stdout}\n{stderr}", out.status),
+    }
+}
+
+/// `uid` as a JSON string with every non-ASCII character as a `\u` escape
+/// (UTF-16 units, as JSON has them).
+fn escaped(uid: &str) -> String {
+    let mut out = String::from("\"");
+    for unit in uid.encode_utf16() {
+        match u8::try_from(unit) {
+            Ok(byte) if byte.is_ascii() => out.push(char::from(byte)),
+            _ => out.push_str(&format!("\\u{unit:04x}")),
+        }
+    }
+    out.push('"');
+    out
+}

@@ -133,6 +133,35 @@ pub fn format_utc(secs: Secs) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
 }
 
+/// Parses a UTC time as [`format_utc`] writes it, `2016-07-11T13:39:44Z`;
+/// the seconds and the `Z` may be left out, and a date alone
+/// (`2016-07-11`) is its midnight. `None` for anything else (other
+/// offsets, impossible dates).
+pub fn parse_utc(text: &str) -> Option<Secs> {
+    let text = text.strip_suffix('Z').unwrap_or(text);
+    let (date, time) = text.split_once('T').unwrap_or((text, "00:00"));
+    let number = |s: &str, len: usize| {
+        (s.len() == len && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<i64>().ok()).flatten()
+    };
+    let mut d = date.splitn(3, '-');
+    let (y, m, day) = (number(d.next()?, 4)?, number(d.next()?, 2)?, number(d.next()?, 2)?);
+    let mut t = time.splitn(3, ':');
+    let (h, min) = (number(t.next()?, 2)?, number(t.next()?, 2)?);
+    let sec = match t.next() {
+        Some(s) => number(s, 2)?,
+        None => 0,
+    };
+    if !(1..=12).contains(&m) || day < 1 || h > 23 || min > 59 || sec > 59 {
+        return None;
+    }
+    let days = days_from_civil(y, m, day);
+    // Rejects 2016-02-30 and the like: the day must exist in its month.
+    if civil_from_days(days) != (y, m, day) {
+        return None;
+    }
+    Some(days * DAY + h * 3600 + min * 60 + sec)
+}
+
 /// (year, month 1..=12, day 1..=31) of a day count since 1970-01-01, in the
 /// proleptic Gregorian calendar (H. Hinnant's `civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {

@@ -142,8 +142,9 @@ fn send(
         closed,
         estimator: cfg.estimator,
         sketch: match &w.users {
-            Users::Sketch(sketch) if cfg.emit_sketch => Some(sketch.canonical_bytes().into()),
-            _ => None,
+            _ if !cfg.emit_sketch => None,
+            Users::Sketch(sketch) => Some(sketch.canonical_bytes().into()),
+            Users::Exact(set) => Some(set.sorted().iter().flat_map(|h| h.to_le_bytes()).collect()),
         },
     });
     stats.emissions += 1;

@@ -26,9 +26,11 @@ pub struct Emission {
     pub closed: bool,
     /// How `unique_users` was counted.
     pub estimator: Estimator,
-    /// The window's sketch in DataSketches' compact serialization
-    /// (canonical: see [`crate::count::sketch::UidSketch::canonical_bytes`]),
-    /// for a sketch window with `--emit-sketch`.
+    /// With `--emit-sketch`, the window's users as data: for a sketch, its
+    /// DataSketches compact serialization (canonical: see
+    /// [`crate::count::sketch::UidSketch::canonical_bytes`]), written as
+    /// `"sketch"`; for exact users, their uid hashes ascending, each a u64
+    /// little-endian, written as `"hashes"`. Base64 in the record.
     pub sketch: Option<Arc<[u8]>>,
 }
 
@@ -51,7 +53,8 @@ impl Emission {
             self.closed
         );
         if let Some(sketch) = &self.sketch {
-            out.extend_from_slice(br#","sketch":""#);
+            let field: &[u8] = if self.estimator.is_sketch() { br#","sketch":""# } else { br#","hashes":""# };
+            out.extend_from_slice(field);
             use base64::Engine as _;
             out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(sketch).as_bytes());
             out.push(b'"');
