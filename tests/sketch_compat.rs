@@ -213,7 +213,7 @@ fn records_carry_sketches_that_python_reads_and_query_merges() {
     let answer: serde_json::Value = serde_json::from_slice(&query.stdout).expect("one JSON answer");
     assert_eq!(answer["unique_users"], hour_users, "the hour's minutes merge to the hour: {answer}");
     assert_eq!((answer["windows"].as_u64(), answer["frames"].as_u64()), (Some(60), Some(1_200_000)));
-    assert_eq!(answer["estimator"], "hll-16");
+    assert_eq!(answer["estimator"], "hll-17");
 
     let python = python();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sketch_records.py");

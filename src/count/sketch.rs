@@ -19,39 +19,36 @@
 //! against Python's `datasketches`: the same uids in the same order give
 //! byte-identical sketches.
 //!
-//! Order: an unmerged sketch's estimate is the in-order (HIP) estimator, and
-//! both it and the serialized bytes depend on the order of updates (the
-//! registers, and so a union's estimate, do not). Whoever needs byte-identical
-//! records must update each sketch in a fixed order (one sketch per
-//! partition, fed in offset order) and merge sketches in a fixed order. A
-//! merged sketch is "out of order" and estimates from its registers alone
-//! (the composite estimator), a little less precisely than HIP: sizing below
-//! is for the merged case.
+//! Order: an unmerged sketch's in-order (HIP) estimate and its serialized
+//! bytes depend on the order of updates; its registers, and so a union's
+//! estimate, do not. kuniq's windows are fed in an order that depends on how
+//! partitions interleave, so records say [`UidSketch::distinct`] (the
+//! composite estimate of the registers, what a union estimates) and carry
+//! [`UidSketch::canonical_bytes`]: both functions of the set of uids only.
 //!
 //! Sizing (profiles/2026-12-07-sketch.md, `examples/sketch_error.rs`): the
-//! relative error at p99 must stay within 1 % for every window, including
-//! windows that are unions of per-partition or per-minute sketches.
-//! [`DEFAULT_LG_K`] is the smallest `lg_k` that met that in every measured
-//! shape; [`HLL_TYPE`] says why its register width was chosen.
+//! relative error at p99 must stay within 1 % for every window, with the
+//! composite estimate. [`DEFAULT_LG_K`] says why it is 17 (the smallest
+//! that met it with a margin in every measured shape); [`HLL_TYPE`] says why
+//! its register width was chosen.
 
 use std::fmt;
 
 use datasketches::hash::value::raw_bytes;
 use datasketches::hll::{Coupon, HllSketch, HllType, HllUnion};
 
-/// Default log2 of the number of registers: 2^16 registers.
+/// Default log2 of the number of registers: 2^17 registers (64 KiB as
+/// HLL_4).
 ///
-/// The smallest `lg_k` whose relative error stayed within 1 % at p99 in
-/// every measured shape (100 to 10M distinct users, each once, uniform and
-/// skewed repeats), for single sketches (HIP estimate) and for unions
-/// (composite estimate). Measured worst p99 at 16: 0.80 % single, 0.93 %
-/// merged. lg_k 14 reached 1.5 % and 1.8 %; 15, not measured, has 1.41
-/// times the error of 16 (1.3 % merged at p99).
-/// The margin is thin: merged, 14 of 4,000 windows of 200k users and 6 of
-/// 1,000 windows of 1M users were off by more than 1 % (at most 1.3 %); lg_k
-/// 17 (p99 0.57 % single, 0.72 % merged, largest 1.003 %) doubles the bytes.
-/// See profiles/2026-12-07-sketch.md.
-pub const DEFAULT_LG_K: u8 = 16;
+/// Window records say the order-free composite estimate
+/// ([`UidSketch::distinct`]), which is what a union estimates, so the
+/// sizing is by the merged error (profiles/2026-12-07-sketch.md, measured
+/// on 100 to 10M distinct users, each once, uniform and skewed repeats):
+/// lg_k 17 has a worst p99 of 0.72 % (largest single window 1.003 % of
+/// thousands); lg_k 16, half the bytes, reached 0.93 % at p99 and 1.3 % at
+/// most (14 of 4,000 windows of 200k users over 1 %): too thin a margin for
+/// "within 1 % at p99". `--estimator hll-16` still picks it.
+pub const DEFAULT_LG_K: u8 = 17;
 
 /// Smallest `lg_k` the sketch accepts (DataSketches' limit).
 pub const MIN_LG_K: u8 = 4;
@@ -64,7 +61,7 @@ pub const MAX_LG_K: u8 = 21;
 /// The three widths give identical estimates for the same input (the
 /// registers hold the same values; `examples/sketch_error.rs` asserts it), so
 /// the choice is memory against update time. HLL_4 holds a 2^16-register
-/// window in 33 KiB instead of HLL_8's 64 KiB and serializes to half the
+/// window in 33 KiB instead of HLL_8's 64 KiB (2^17: 64 KiB against 128 KiB) and serializes to half the
 /// bytes, which is what a record with `--emit-sketch` and a checkpoint carry.
 /// Its updates are slower: with the Murmur3 hash, 9.4-10 ns against HLL_8's
 /// 6.9-7.4 ns in a window of 45k users, 14-16 ns against 7.6-7.9 ns at 1M
@@ -119,7 +116,7 @@ impl PartialEq for UidSketch {
 }
 
 impl Default for UidSketch {
-    /// An empty sketch with [`DEFAULT_LG_K`] (2^16 registers).
+    /// An empty sketch with [`DEFAULT_LG_K`] (2^17 registers).
     fn default() -> UidSketch {
         UidSketch::with_lg_k(DEFAULT_LG_K)
     }

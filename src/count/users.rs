@@ -41,7 +41,7 @@ impl Estimator {
 }
 
 impl fmt::Display for Estimator {
-    /// The record's `estimator` field: `exact`, or `hll-16` (the sketch's
+    /// The record's `estimator` field: `exact`, or `hll-17` (the sketch's
     /// `lg_k`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -111,7 +111,7 @@ proptest! {
     /// Every stream read to the end, in any number of workers' states: the
     /// merge counts exactly what a HashSet of the uids does, stage by stage.
     #[test]
-    /// (A sketch of 2^16 registers counts a few dozen users exactly; one of
+    /// (A sketch of 2^17 registers counts a few dozen users exactly; one of
     /// 2^8 registers would estimate them, and is left out here.)
     fn merge_equals_the_oracle(
         frames in frames(),
