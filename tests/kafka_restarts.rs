@@ -162,7 +162,7 @@ fn two_restarts_in_a_row_send_each_revision_once() {
     let (input, output, group) = (unique("twice-in"), unique("twice-out"), unique("twice"));
     broker.create_topic(&input, 1);
     broker.create_topic(&output, 1);
-    let args = [
+    let mut args = vec![
         "-b",
         &broker.addr,
         "-t",
@@ -291,12 +291,13 @@ fn delete_records(brokers: &str, topic: &str, offsets: &[i64]) {
 /// than an hour older than its frontier is deleted; two more hours arrive and
 /// a second run reads to the end. The day's count must be exact, and the
 /// second run must have read again only the last minutes before the crash.
-fn day_survives_a_crash_after_retention(signal: &str) {
+/// `extra` flags go to both runs (an estimator).
+fn day_survives_a_crash_after_retention(signal: &str, extra: &[&str]) {
     let broker = ApacheKafka::shared();
     let (input, output, group, state) = (unique("day-in"), unique("day-out"), unique("day"), unique("day-state"));
     broker.create_topic(&input, 2);
     broker.create_topic(&output, 1);
-    let args = [
+    let mut args = vec![
         "-b",
         &broker.addr,
         "-t",
@@ -324,6 +325,7 @@ fn day_survives_a_crash_after_retention(signal: &str) {
         "--status-interval",
         "200ms",
     ];
+    args.extend(extra);
     let morning: u64 = 6 * 360; // six hours of lines
     let evening: u64 = 2 * 360;
     produce(broker, &input, &(0..morning).map(day_line).collect::<String>());
@@ -371,17 +373,28 @@ fn day_survives_a_crash_after_retention(signal: &str) {
         let v: serde_json::Value = serde_json::from_str(&value).unwrap();
         if v["window"] == "day" {
             day = Some((v["unique_users"].as_u64().unwrap(), v["frames"].as_u64().unwrap()));
+            if extra.contains(&"--emit-sketch") {
+                assert!(v["sketch"].as_str().is_some_and(|s| !s.is_empty()), "{value}");
+            }
         }
     }
+    // A sketch of 2^17 registers counts a few thousand users exactly.
     assert_eq!(day, Some((users.len() as u64, morning + evening)), "the day's last record");
 }
 
 #[test]
 fn a_day_survives_kill_9_after_retention_deleted_its_morning() {
-    day_survives_a_crash_after_retention("-KILL");
+    day_survives_a_crash_after_retention("-KILL", &[]);
 }
 
 #[test]
 fn a_day_survives_sigterm_after_retention_deleted_its_morning() {
-    day_survives_a_crash_after_retention("-TERM");
+    day_survives_a_crash_after_retention("-TERM", &[]);
+}
+
+/// The same with the day counted by a sketch, saved as one in the
+/// checkpoint, and sent with the records.
+#[test]
+fn a_sketched_day_survives_kill_9_after_retention_deleted_its_morning() {
+    day_survives_a_crash_after_retention("-KILL", &["--estimator", "hll", "--emit-sketch"]);
 }
