@@ -2,7 +2,7 @@
 //! kind.
 
 use super::{Checkpoint, EmittedWindow};
-use crate::count::sketch::UidSketch;
+use crate::count::sketch::{UidCoupon, UidSketch};
 use crate::count::{Estimator, MixedEstimators, UidKey, Users};
 use crate::window::state::{self, Part, WindowState};
 use crate::window::{Secs, WindowKind};
@@ -49,8 +49,18 @@ pub(super) enum Held {
     /// An exact window's: each frame's uid hash, counted into the window's
     /// set when released.
     Hashes(Vec<u64>),
-    /// A sketch window's: a sketch of the frames' uids, merged into the
-    /// window's when released (sketches do not care in which order).
+    /// A sketch window's: each frame's coupon (none for an empty uid),
+    /// added to the window's sketch when released. A few bytes a frame,
+    /// where a sketch per provisional record or stage would cost a union
+    /// of the window's registers at each release.
+    Coupons {
+        /// The held frames' coupons.
+        coupons: Vec<UidCoupon>,
+        /// Frames held.
+        frames: u64,
+    },
+    /// A sketch window's held frames restored from a checkpoint, where they
+    /// were saved as a sketch: merged into the window's when released.
     Sketch {
         /// The held frames' uids.
         users: UidSketch,
@@ -64,7 +74,7 @@ impl Held {
     fn new(estimator: Estimator) -> Held {
         match estimator.users() {
             Users::Exact(_) => Held::Hashes(Vec::new()),
-            Users::Sketch(users) => Held::Sketch { users, frames: 0 },
+            Users::Sketch(_) => Held::Coupons { coupons: Vec::new(), frames: 0 },
         }
     }
 
@@ -72,6 +82,10 @@ impl Held {
     fn add(&mut self, key: UidKey) {
         match self {
             Held::Hashes(hashes) => hashes.push(key.hash),
+            Held::Coupons { coupons, frames } => {
+                coupons.extend(key.coupon);
+                *frames += 1;
+            }
             Held::Sketch { users, frames } => {
                 if let Some(coupon) = key.coupon {
                     users.update_coupon(coupon);
@@ -84,7 +98,7 @@ impl Held {
     fn frames(&self) -> u64 {
         match self {
             Held::Hashes(hashes) => hashes.len() as u64,
-            Held::Sketch { frames, .. } => *frames,
+            Held::Coupons { frames, .. } | Held::Sketch { frames, .. } => *frames,
         }
     }
 
@@ -93,15 +107,26 @@ impl Held {
         *frames += self.frames();
         match (self, users) {
             (Held::Hashes(hashes), Users::Exact(set)) => set.extend(hashes),
+            (Held::Coupons { coupons, .. }, Users::Sketch(sketch)) => {
+                coupons.into_iter().for_each(|c| sketch.update_coupon(c));
+            }
             (Held::Sketch { users: held, .. }, Users::Sketch(sketch)) => sketch.merge(&held),
             // A window and its held frames share the engine's estimator.
             (held, users) => unreachable!("held {held:?} released into {users:?}"),
         }
     }
 
-    /// The held frames as a stage of a [`WindowState`].
-    fn to_stage(&self) -> state::Stage {
+    /// The held frames as a stage of a [`WindowState`] (held coupons as a
+    /// sketch of `estimator`'s size).
+    fn to_stage(&self, estimator: Estimator) -> state::Stage {
         match self {
+            Held::Coupons { coupons, frames } => {
+                let mut users = estimator.users();
+                if let Users::Sketch(sketch) = &mut users {
+                    coupons.iter().for_each(|&c| sketch.update_coupon(c));
+                }
+                state::Stage { users, frames: *frames }
+            }
             Held::Hashes(hashes) => {
                 state::Stage { users: Users::Exact(hashes.iter().copied().collect()), frames: hashes.len() as u64 }
             }
@@ -209,6 +234,7 @@ impl Window {
     pub(super) fn state_bytes(&self) -> usize {
         let held = |h: &Held| match h {
             Held::Hashes(hashes) => hashes.capacity() * 8,
+            Held::Coupons { coupons, .. } => coupons.capacity() * 4,
             Held::Sketch { users, .. } => users.state_bytes(),
         };
         self.users.state_bytes()
@@ -225,12 +251,12 @@ impl Window {
         let mut stages = vec![state::Stage { users: self.users.clone(), frames: self.frames }];
         for (stage, held) in &self.held {
             stages.resize_with((*stage as usize).max(stages.len()), empty);
-            stages.push(held.to_stage());
+            stages.push(held.to_stage(estimator));
         }
         let mut early: Vec<state::Stage> = Vec::new();
         for (k, held) in &self.early {
             early.resize_with(*k as usize - 1, empty);
-            early.push(held.to_stage());
+            early.push(held.to_stage(estimator));
         }
         // A stream read again after a restore has its frames in up to where
         // the saved state said, even before this run has read that far.
@@ -323,6 +349,7 @@ fn restore_held(
                 a.merge(&b);
                 *fa += fb;
             }
+            (Held::Coupons { .. }, _) => unreachable!("restored frames are held as a sketch"),
             _ => return Err(MixedEstimators),
         },
         _ => held.insert(i, (at, restored)),
