@@ -162,7 +162,7 @@ fn two_restarts_in_a_row_send_each_revision_once() {
     let (input, output, group) = (unique("twice-in"), unique("twice-out"), unique("twice"));
     broker.create_topic(&input, 1);
     broker.create_topic(&output, 1);
-    let mut args = vec![
+    let args = [
         "-b",
         &broker.addr,
         "-t",
