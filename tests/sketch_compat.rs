@@ -197,8 +197,7 @@ fn records_carry_sketches_that_python_reads_and_query_merges() {
     let hour: serde_json::Value = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a record"))
-        .filter(|r| r["window"] == "hour" && r["closed"] == true)
-        .last()
+        .rfind(|r| r["window"] == "hour" && r["closed"] == true)
         .expect("the hour's closing record");
     let hour_users = hour["unique_users"].as_u64().expect("a count");
     let exact = distinct.len() as u64;
