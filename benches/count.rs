@@ -250,7 +250,7 @@ fn bench(c: &mut Criterion) {
 /// the chunks back. Exact (the set, 8 bytes a user) and sketched (one HLL
 /// sketch, whatever the users).
 fn checkpoint_day(c: &mut Criterion, hasher: &UidHasher, estimator: Estimator) {
-    use kuniq::source::kafka::state::{window_chunks, windows_from_chunks};
+    use kuniq::source::kafka::state::{Section, window_chunks, windows_from_chunks};
     use kuniq::window::WindowKind;
     const USERS: u64 = 1_000_000;
     // 2016-07-11 01:00 UTC on, 40 frames a second: all in one day.
@@ -287,7 +287,7 @@ fn checkpoint_day(c: &mut Criterion, hasher: &UidHasher, estimator: Estimator) {
         Estimator::Exact => assert_eq!(saved_users, USERS, "the saved day holds every user"),
         _ => assert!(saved_users.abs_diff(USERS) < USERS / 100, "the saved day's sketch: {saved_users}"),
     }
-    let (chunks, reference) = window_chunks("group/topic", 1, &windows);
+    let (chunks, reference) = window_chunks("group/topic", Section::Windows, 1, &windows);
     let bytes: usize = chunks.iter().map(|(k, v)| k.len() + v.len()).sum();
     let values: Vec<Vec<u8>> = chunks.into_iter().map(|(_, v)| v).collect();
     assert_eq!(windows_from_chunks(&reference, &values).expect("chunks decode"), windows);
@@ -302,7 +302,9 @@ fn checkpoint_day(c: &mut Criterion, hasher: &UidHasher, estimator: Estimator) {
     let mut group = c.benchmark_group(format!("checkpoint_day_1m_users/{estimator}"));
     group.sample_size(10);
     group.bench_function("saved_windows", |b| b.iter(|| engine.saved_windows(black_box(&positions)).len()));
-    group.bench_function("encode_and_chunk", |b| b.iter(|| window_chunks("group/topic", 1, black_box(&windows)).1));
+    group.bench_function("encode_and_chunk", |b| {
+        b.iter(|| window_chunks("group/topic", Section::Windows, 1, black_box(&windows)).1)
+    });
     group.finish();
 }
 

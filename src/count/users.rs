@@ -101,17 +101,17 @@ pub enum Users {
 }
 
 impl Users {
-    /// Adds one frame's uid.
+    /// Adds one frame's uid. True when exact users gained a user (a
+    /// sketch does not tell).
     #[inline]
-    pub fn add(&mut self, key: UidKey) {
+    pub fn add(&mut self, key: UidKey) -> bool {
         match self {
-            Users::Exact(set) => {
-                set.insert(key.hash);
-            }
+            Users::Exact(set) => set.insert(key.hash),
             Users::Sketch(sketch) => {
                 if let Some(coupon) = key.coupon {
                     sketch.update_coupon(coupon);
                 }
+                false
             }
         }
     }

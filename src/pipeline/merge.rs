@@ -52,7 +52,7 @@ pub(crate) trait Feed {
 
     /// After a step's records are out, unless the run ends (Kafka:
     /// checkpoints).
-    fn after_step(&mut self, _engine: &Engine, _sink: &mut dyn Sink) -> Result<(), PipelineError> {
+    fn after_step(&mut self, _engine: &mut Engine, _sink: &mut dyn Sink) -> Result<(), PipelineError> {
         Ok(())
     }
 }

@@ -197,6 +197,9 @@ pub struct Engine {
     /// that run had not read are at least this late (see
     /// [`Engine::resume_watermark`]).
     resumed_watermark: Option<Secs>,
+    /// Exact windows that checkpoints save track the hashes they gain
+    /// (set by [`Engine::mark_windows_saved`]).
+    tracking: bool,
 }
 
 impl Engine {
@@ -222,6 +225,7 @@ impl Engine {
             decided: Vec::new(),
             first_forced: None,
             resumed_watermark: None,
+            tracking: false,
         };
         for _ in 0..streams {
             engine.add_stream();
@@ -312,6 +316,10 @@ impl Engine {
     /// `positions` (the stream's next offset to read). Pair it with
     /// [`Engine::stream_state`] with `windows_saved` set.
     pub fn saved_windows(&self, positions: &[(u32, u64)]) -> Vec<WindowState> {
+        self.windows_as_data(positions, false)
+    }
+
+    fn windows_as_data(&self, positions: &[(u32, u64)], changes: bool) -> Vec<WindowState> {
         // Frames the clock still holds (a warm-up, or a jump waiting for
         // confirmation) are read but in no window yet. The clock holds only
         // a stream's latest frames, in a row, so a window covers the stream
@@ -327,8 +335,39 @@ impl Engine {
         self.kinds
             .iter()
             .filter(|k| saves_window(k.kind))
-            .flat_map(|k| k.windows.iter().map(|w| w.to_state(k.kind, &decided, self.cfg.estimator)))
+            .flat_map(|k| k.windows.iter().map(|w| w.to_state(k.kind, &decided, self.cfg.estimator, changes)))
             .collect()
+    }
+
+    /// Marks the windows just saved whole by [`Engine::saved_windows`]: from
+    /// now on exact windows track the hashes they gain, and
+    /// [`Engine::saved_window_changes`] gives states holding only those.
+    pub fn mark_windows_saved(&mut self) {
+        self.tracking = true;
+        for k in self.kinds.iter_mut().filter(|k| saves_window(k.kind)) {
+            for w in &mut k.windows {
+                w.unsaved = match w.users {
+                    crate::count::Users::Exact(_) => Some(Vec::new()),
+                    crate::count::Users::Sketch(_) => None,
+                };
+            }
+        }
+    }
+
+    /// [`Engine::saved_windows`], but an exact window's stage 0 holds only
+    /// the hashes it gained since [`Engine::mark_windows_saved`] (everything
+    /// else whole): what a checkpoint writes when the last whole save is
+    /// still on the state topic. [`WindowState::with_saved`] unites the two
+    /// again. Before any mark, the same as [`Engine::saved_windows`].
+    pub fn saved_window_changes(&self, positions: &[(u32, u64)]) -> Vec<WindowState> {
+        self.windows_as_data(positions, true)
+    }
+
+    /// Hashes gained by exact saved windows since the last
+    /// [`Engine::mark_windows_saved`] (8 bytes each in
+    /// [`Engine::saved_window_changes`]).
+    pub fn unsaved_users(&self) -> u64 {
+        self.kinds.iter().flat_map(|k| &k.windows).filter_map(|w| w.unsaved.as_ref()).map(|u| u.len() as u64).sum()
     }
 
     /// Reopens windows saved by [`Engine::saved_windows`] (of this or an
@@ -566,13 +605,14 @@ impl Engine {
                 continue;
             }
             let estimator = self.cfg.estimator;
-            let at = match kind.window(start, self.cfg.max_open_windows, estimator) {
+            let track = self.tracking && !estimator.is_sketch() && saves_window(kind.kind);
+            let at = match kind.window(start, self.cfg.max_open_windows, estimator, track) {
                 Some(at) => at,
                 None => {
                     if end > kind.forced_until {
                         force_oldest(&self.cfg, kind, &mut self.emissions, &mut self.stats, &mut self.first_forced);
                     }
-                    match kind.window(start, self.cfg.max_open_windows, estimator) {
+                    match kind.window(start, self.cfg.max_open_windows, estimator, track) {
                         Some(at) => at,
                         None => {
                             // Its window, or a later one, was forced out.

@@ -255,6 +255,31 @@ impl WindowState {
         Ok(WindowState { kind: self.kind, start: self.start, parts, emitted: self.emitted.max(other.emitted) })
     }
 
+    /// The state that `self`, a window's changes since its last whole save
+    /// ([`crate::window::engine::Engine::saved_window_changes`]: every part
+    /// whole but stage 0's users, which hold only the users gained since),
+    /// and `whole`, that save, describe together: `whole`'s stage 0 users
+    /// added to `self`'s. Users only ever join stage 0, so nothing else of
+    /// `whole` is needed.
+    pub fn with_saved(mut self, whole: &WindowState) -> Result<WindowState, StateError> {
+        if (self.kind, self.start) != (whole.kind, whole.start) {
+            return Err(StateError::DifferentWindows);
+        }
+        for saved in &whole.parts {
+            let Some(first) = saved.covers.first().map(|c| c.0) else { continue };
+            let part = self
+                .parts
+                .iter_mut()
+                .find(|p| p.streams().any(|s| s == first))
+                .ok_or(StateError::Overlap { stream: first })?;
+            let (Some(stage), Some(saved_stage)) = (part.stages.first_mut(), saved.stages.first()) else {
+                continue;
+            };
+            stage.users.union_with(&saved_stage.users).map_err(|_| StateError::MixedEstimators)?;
+        }
+        Ok(self)
+    }
+
     /// The state's bytes (see the module docs).
     pub fn encode(&self) -> Vec<u8> {
         let users: usize = self.parts.iter().flat_map(|p| &p.stages).map(|s| s.users.state_bytes() / 2).sum();
@@ -321,6 +346,21 @@ impl WindowState {
         }
         Ok(WindowState { kind, start, parts, emitted: Emitted { revisions, stages, last, early, closed } })
     }
+}
+
+/// The windows that `changes` (one checkpoint's
+/// [`crate::window::engine::Engine::saved_window_changes`]) and `whole`
+/// (the last whole save before it) describe: each window of `changes`
+/// united with its state in `whole` ([`WindowState::with_saved`]). Windows
+/// only in `whole` had closed: they are left out.
+pub fn with_saved_windows(changes: Vec<WindowState>, whole: &[WindowState]) -> Result<Vec<WindowState>, StateError> {
+    changes
+        .into_iter()
+        .map(|w| match whole.iter().find(|s| (s.kind, s.start) == (w.kind, w.start)) {
+            Some(saved) => w.with_saved(saved),
+            None => Ok(w),
+        })
+        .collect()
 }
 
 fn encode_part(part: &Part) -> Vec<u8> {

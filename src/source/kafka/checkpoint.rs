@@ -13,7 +13,7 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 
 use super::KafkaConsumer;
 use super::feed::PartitionState;
-use super::state::{self, SavedState};
+use super::state::{self, SavedState, Section, WindowRefs, WindowsRef};
 use crate::kafka::Error;
 use crate::pipeline::PipelineError;
 use crate::sink::Sink;
@@ -32,6 +32,12 @@ pub(super) struct Checkpoints {
     /// The next checkpoint's generation (its saved windows' chunks go to
     /// slot `generation % 2`).
     pub(super) generation: u64,
+    /// The windows saved whole that the state topic's newest state builds
+    /// on, if any.
+    pub(super) whole: Option<WindowsRef>,
+    /// This run saved the windows whole (the engine tracks what changed
+    /// since); until it has, a checkpoint saves them whole.
+    pub(super) whole_saved: bool,
     /// A checkpoint taken but not written yet (at least once mode).
     pub(super) pending: Option<Pending>,
 }
@@ -57,9 +63,17 @@ pub(super) struct Pending {
 impl Checkpoints {
     /// The state of every partition that has one, the open windows longer
     /// than a minute, and the matching offsets.
+    ///
+    /// Windows are saved incrementally: whole (in the `whole` section)
+    /// at the run's first checkpoint and whenever what exact windows gained
+    /// since would take more than a quarter of that save's bytes; in
+    /// between, only those changes (each window whole but for the users
+    /// already in the whole save), which a restart unites with it. So a
+    /// day of a million users costs its 8 MB now and then, and each
+    /// checkpoint in between the users that arrived since.
     pub(super) fn snapshot(
         &mut self,
-        engine: &Engine,
+        engine: &mut Engine,
         states: &[PartitionState],
     ) -> Result<Option<Snapshot>, PipelineError> {
         let positions: Vec<(u32, u64)> =
@@ -80,16 +94,31 @@ impl Checkpoints {
             emitted: engine.emitted_windows(),
             windows: Vec::new(),
         };
-        let windows = engine.saved_windows(&positions);
-        let (chunks, reference) = if windows.is_empty() {
-            (Vec::new(), None)
+        let whole_due =
+            !self.whole_saved || self.whole.is_none_or(|whole| engine.unsaved_users() * 8 * 4 > whole.bytes);
+        let (chunks, refs) = if whole_due {
+            let windows = engine.saved_windows(&positions);
+            if windows.is_empty() {
+                (Vec::new(), WindowRefs::default())
+            } else {
+                // The whole save the newest state names stays intact: the
+                // new one goes to the other slot.
+                if self.whole.is_some_and(|w| w.generation % 2 == self.generation % 2) {
+                    self.generation += 1;
+                }
+                let (chunks, reference) = state::window_chunks(&self.key, Section::Whole, self.generation, &windows);
+                engine.mark_windows_saved();
+                (self.whole, self.whole_saved) = (Some(reference), true);
+                (chunks, WindowRefs { windows: None, whole: Some(reference) })
+            }
         } else {
-            let (chunks, reference) = state::window_chunks(&self.key, self.generation, &windows);
-            (chunks, Some(reference))
+            let windows = engine.saved_window_changes(&positions);
+            let (chunks, reference) = state::window_chunks(&self.key, Section::Windows, self.generation, &windows);
+            (chunks, WindowRefs { windows: Some(reference), whole: self.whole })
         };
         self.generation += 1;
         let offsets = saved.offsets(&self.topic).map_err(|e| Error::client("cannot list the saved offsets", e))?;
-        let state = (self.key.clone(), saved.encode(reference.as_ref()).into_bytes());
+        let state = (self.key.clone(), saved.encode(&refs).into_bytes());
         Ok(Some(Snapshot { chunks, state, offsets }))
     }
 
@@ -114,7 +143,7 @@ impl Checkpoints {
     /// False when the previous checkpoint is still on its way (none taken).
     pub(super) fn begin(
         &mut self,
-        engine: &Engine,
+        engine: &mut Engine,
         states: &[PartitionState],
         sink: &mut dyn Sink,
     ) -> Result<bool, PipelineError> {
@@ -168,7 +197,7 @@ impl Checkpoints {
     /// a record that was lost.
     pub(super) fn save(
         &mut self,
-        engine: &Engine,
+        engine: &mut Engine,
         states: &[PartitionState],
         sink: &mut dyn Sink,
     ) -> Result<(), PipelineError> {

@@ -244,7 +244,7 @@ impl Feed for KafkaFeed<'_> {
         Ok(())
     }
 
-    fn after_step(&mut self, engine: &Engine, sink: &mut dyn Sink) -> Result<(), PipelineError> {
+    fn after_step(&mut self, engine: &mut Engine, sink: &mut dyn Sink) -> Result<(), PipelineError> {
         self.checkpoints.progress()?;
         if self.changed
             && self.last_checkpoint.elapsed() >= self.kafka.commit_interval

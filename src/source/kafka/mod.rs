@@ -270,7 +270,7 @@ fn open(plan: &CountPlan, kafka: &KafkaPlan, output: &Arc<Output>) -> Result<Ope
     let partitions = kafka::partition_count(consumer.client(), &config, &kafka.topic, kafka.connect_timeout)?;
     let key = state::state_key(&kafka.group, &kafka.topic);
     state::ensure_topic(consumer.client(), &config, &kafka.state_topic)?;
-    let (saved, generation) = state::load(&consumer, &kafka.state_topic, &key)?.unzip();
+    let (saved, refs) = state::load(&consumer, &kafka.state_topic, &key)?.unzip();
     let checkpoints = Checkpoints {
         output: Arc::clone(output),
         consumer: Arc::clone(&consumer),
@@ -280,7 +280,9 @@ fn open(plan: &CountPlan, kafka: &KafkaPlan, output: &Arc<Output>) -> Result<Ope
         config: state::config_text(&plan.engine),
         partitions,
         // The next saved windows go to the slot the loaded state does not use.
-        generation: generation.map_or(0, |g| g + 1),
+        generation: refs.map_or(0, |r| r.generation() + 1),
+        whole: refs.and_then(|r| r.whole),
+        whole_saved: false,
         pending: None,
     };
     let mut engine = Engine::new(plan.engine.clone(), partitions as usize);

@@ -96,7 +96,17 @@ pub struct SavedState {
     pub windows: Vec<WindowState>,
 }
 
-/// Where a state record's saved windows are (its `windows=` field).
+/// Where a state record's saved windows are (its `windows=` and `whole=`
+/// fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WindowRefs {
+    /// The checkpoint's windows: whole, or the changes since `whole`.
+    pub windows: Option<WindowsRef>,
+    /// The last whole save that `windows` holds the changes since.
+    pub whole: Option<WindowsRef>,
+}
+
+/// Where one section of saved windows is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowsRef {
     /// The checkpoint's generation (chunks of other generations are not
@@ -110,15 +120,36 @@ pub struct WindowsRef {
     pub checksum: u64,
 }
 
-/// A saved-windows chunk's key.
-pub fn chunk_key(key: &str, generation: u64, index: u32) -> String {
-    format!("{key}#windows/{}/{index}", generation % 2)
+/// Which saved windows a chunk holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// A checkpoint's windows (`windows=`): whole, or with a `whole=`
+    /// beside them, only what changed since that save.
+    Windows,
+    /// The windows saved whole that later checkpoints' changes build on
+    /// (`whole=`).
+    Whole,
 }
 
-/// The records that save `windows` for checkpoint `generation` under
-/// `key`: the chunks to write first, and the reference the state record
-/// carries.
-pub fn window_chunks(key: &str, generation: u64, windows: &[WindowState]) -> (Vec<(String, Vec<u8>)>, WindowsRef) {
+/// A saved-windows chunk's key: `<key>#windows/<SLOT>/<I>` or
+/// `<key>#whole/<SLOT>/<I>`.
+pub fn chunk_key(key: &str, section: Section, generation: u64, index: u32) -> String {
+    let name = match section {
+        Section::Windows => "windows",
+        Section::Whole => "whole",
+    };
+    format!("{key}#{name}/{}/{index}", generation % 2)
+}
+
+/// The records that save `windows` in `section` for checkpoint
+/// `generation` under `key`: the chunks to write first, and the reference
+/// the state record carries.
+pub fn window_chunks(
+    key: &str,
+    section: Section,
+    generation: u64,
+    windows: &[WindowState],
+) -> (Vec<(String, Vec<u8>)>, WindowsRef) {
     let mut joined = Vec::new();
     joined.extend_from_slice(&(windows.len() as u32).to_le_bytes());
     for w in windows {
@@ -138,7 +169,7 @@ pub fn window_chunks(key: &str, generation: u64, windows: &[WindowState]) -> (Ve
             value.extend_from_slice(&(i as u32).to_le_bytes());
             value.extend_from_slice(&count.to_le_bytes());
             value.extend_from_slice(piece);
-            (chunk_key(key, generation, i as u32), value)
+            (chunk_key(key, section, generation, i as u32), value)
         })
         .collect();
     let checksum = twox_hash::XxHash3_64::oneshot_with_seed(0, &joined);
@@ -223,7 +254,7 @@ fn parse_ts(text: &str) -> Result<Option<Secs>, String> {
 
 impl SavedState {
     /// The record value, naming where the saved windows are.
-    pub fn encode(&self, windows: Option<&WindowsRef>) -> String {
+    pub fn encode(&self, refs: &WindowRefs) -> String {
         let mut out = format!("{MAGIC} partitions={} config={}", self.partitions, self.config);
         if let Some(wm) = self.watermark {
             out.push_str(&format!(" wm={wm}"));
@@ -245,15 +276,17 @@ impl SavedState {
                 w.kind, w.start, w.revisions, w.stages, w.early
             ));
         }
-        if let Some(r) = windows {
-            out.push_str(&format!(" windows={}:{}:{}:{:016x}", r.generation, r.chunks, r.bytes, r.checksum));
+        for (name, r) in [("windows", &refs.windows), ("whole", &refs.whole)] {
+            if let Some(r) = r {
+                out.push_str(&format!(" {name}={}:{}:{}:{:016x}", r.generation, r.chunks, r.bytes, r.checksum));
+            }
         }
         out
     }
 
     /// Parses a record value; the windows it names are still to be read
     /// (`windows` is empty).
-    pub fn decode(text: &str) -> Result<(SavedState, Option<WindowsRef>), String> {
+    pub fn decode(text: &str) -> Result<(SavedState, WindowRefs), String> {
         let (rest, version) = match [MAGIC, MAGIC_V2, MAGIC_V1].map(|m| text.strip_prefix(m)) {
             [Some(rest), _, _] => (rest, 3),
             [None, Some(rest), _] => (rest, 2),
@@ -270,25 +303,30 @@ impl SavedState {
             emitted: Vec::new(),
             windows: Vec::new(),
         };
-        let mut windows = None;
+        let mut refs = WindowRefs::default();
         for field in rest.split_whitespace() {
             let (name, value) = field.split_once('=').ok_or_else(|| format!("bad field '{field}'"))?;
             match name {
                 "partitions" => state.partitions = value.parse().map_err(|_| format!("bad partitions '{value}'"))?,
                 "config" => state.config = value.to_string(),
                 "wm" => state.watermark = parse_ts(value)?,
-                "windows" => {
+                "windows" | "whole" => {
                     let bad = || format!("bad saved-windows field '{field}'");
                     let parts: Vec<&str> = value.split(':').collect();
                     let [generation, chunks, bytes, checksum] = parts[..] else {
                         return Err(bad());
                     };
-                    windows = Some(WindowsRef {
+                    let reference = Some(WindowsRef {
                         generation: generation.parse().map_err(|_| bad())?,
                         chunks: chunks.parse().map_err(|_| bad())?,
                         bytes: bytes.parse().map_err(|_| bad())?,
                         checksum: u64::from_str_radix(checksum, 16).map_err(|_| bad())?,
                     });
+                    if name == "windows" {
+                        refs.windows = reference;
+                    } else {
+                        refs.whole = reference;
+                    }
                 }
                 "w" => {
                     let bad = || format!("bad window '{field}'");
@@ -332,7 +370,7 @@ impl SavedState {
                 _ => {} // Fields added later are ignored.
             }
         }
-        Ok((state, windows))
+        Ok((state, refs))
     }
 
     /// Committed offsets matching this state, for the group (monitoring
@@ -392,14 +430,15 @@ pub fn ensure_topic<C: ClientContext>(client: &Client<C>, config: &ClientConfig,
 }
 
 /// The newest state saved under `key` in `topic`, with its saved windows,
-/// and its generation (0 before version 3), if any, read with `consumer`
-/// (configured with `enable.partition.eof` and, for transactions,
+/// and where they were (its generation is the largest of theirs; none
+/// before version 3), if any, read with `consumer` (configured with
+/// `enable.partition.eof` and, for transactions,
 /// `isolation.level=read_committed`; its assignment is replaced).
 pub fn load<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
     key: &str,
-) -> Result<Option<(SavedState, u64)>, Error> {
+) -> Result<Option<(SavedState, WindowRefs)>, Error> {
     let (low, high) = consumer
         .fetch_watermarks(topic, 0, TIMEOUT)
         .map_err(|e| Error::client(format!("cannot read the offsets of state topic '{topic}'"), e))?;
@@ -414,11 +453,14 @@ pub fn load<C: ConsumerContext>(
     let Some((at, text)) = record else {
         return Ok(None);
     };
-    let (mut state, windows) = SavedState::decode(&text).map_err(damaged)?;
-    let generation = windows.map_or(0, |r| r.generation);
-    if let Some(reference) = windows.filter(|r| r.chunks > 0) {
-        // The chunks were written before the record naming them.
-        let keys: Vec<String> = (0..reference.chunks).map(|i| chunk_key(key, reference.generation, i)).collect();
+    let (mut state, refs) = SavedState::decode(&text).map_err(damaged)?;
+    // The chunks were written before the record naming them.
+    let read = |section: Section, reference: Option<WindowsRef>| -> Result<Option<Vec<WindowState>>, Error> {
+        let Some(reference) = reference.filter(|r| r.chunks > 0) else {
+            return Ok(reference.map(|_| Vec::new()));
+        };
+        let keys: Vec<String> =
+            (0..reference.chunks).map(|i| chunk_key(key, section, reference.generation, i)).collect();
         let mut found: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
         scan_back(consumer, topic, key, (low, at), |_, k, value| {
             if let Some(i) = keys.iter().position(|want| want.as_bytes() == k)
@@ -436,9 +478,25 @@ pub fn load<C: ConsumerContext>(
                 reference.chunks, reference.generation
             )));
         }
-        state.windows = windows_from_chunks(&reference, &chunks).map_err(damaged)?;
+        windows_from_chunks(&reference, &chunks).map(Some).map_err(damaged)
+    };
+    let windows = read(Section::Windows, refs.windows)?;
+    let whole = read(Section::Whole, refs.whole)?;
+    state.windows = match (windows, whole) {
+        (Some(changes), Some(whole)) => {
+            crate::window::state::with_saved_windows(changes, &whole).map_err(|e| damaged(e.to_string()))?
+        }
+        (Some(windows), None) | (None, Some(windows)) => windows,
+        (None, None) => Vec::new(),
+    };
+    Ok(Some((state, refs)))
+}
+
+impl WindowRefs {
+    /// The largest generation of the saved windows named (0 with none).
+    pub fn generation(&self) -> u64 {
+        self.windows.iter().chain(&self.whole).map(|r| r.generation).max().unwrap_or(0)
     }
-    Ok(Some((state, generation)))
 }
 
 /// Reads `topic` (partition 0) backwards from `high` to `low` in growing
@@ -532,14 +590,21 @@ mod tests {
             ],
             windows: Vec::new(),
         };
-        let text = state.encode(None);
+        let text = state.encode(&WindowRefs::default());
         assert!(text.starts_with("kuniq-state 3 partitions=4 config=lateness:5,allowed:60"), "{text}");
         assert!(text.contains(" wm=1468244452 ") && text.contains(" w=minute:1468244400:3:812:1000:4:0"), "{text}");
-        assert_eq!(SavedState::decode(&text), Ok((state.clone(), None)));
+        assert_eq!(SavedState::decode(&text), Ok((state.clone(), WindowRefs::default())));
         let reference = WindowsRef { generation: 7, chunks: 3, bytes: 1_310_720, checksum: 0x9f1c };
-        let text = state.encode(Some(&reference));
+        let refs = WindowRefs { windows: Some(reference), whole: None };
+        let text = state.encode(&refs);
         assert!(text.ends_with(" windows=7:3:1310720:0000000000009f1c"), "{text}");
-        assert_eq!(SavedState::decode(&text), Ok((state, Some(reference))));
+        assert_eq!(SavedState::decode(&text), Ok((state.clone(), refs)));
+        let whole = WindowsRef { generation: 4, chunks: 16, bytes: 8_000_000, checksum: 0xab };
+        let refs = WindowRefs { windows: Some(reference), whole: Some(whole) };
+        let text = state.encode(&refs);
+        assert!(text.ends_with(" windows=7:3:1310720:0000000000009f1c whole=4:16:8000000:00000000000000ab"), "{text}");
+        assert_eq!(SavedState::decode(&text), Ok((state, refs)));
+        assert_eq!(refs.generation(), 7);
     }
 
     /// Windows big enough for several chunks come back whole, and chunks of
@@ -566,7 +631,7 @@ mod tests {
                 emitted: Emitted { revisions: d as u32, stages: 0, last: None, early: 3, closed: false },
             })
             .collect();
-        let (chunks, reference) = window_chunks("g/t", 8, &windows);
+        let (chunks, reference) = window_chunks("g/t", Section::Windows, 8, &windows);
         assert_eq!(reference.chunks, chunks.len() as u32);
         assert!(chunks.len() >= 4 && chunks.iter().all(|(_, v)| v.len() <= CHUNK_BYTES + 20), "{}", chunks.len());
         assert_eq!(chunks[1].0, "g/t#windows/0/1");
@@ -579,7 +644,7 @@ mod tests {
         let mut changed = values.clone();
         *changed[2].last_mut().unwrap() ^= 1;
         assert!(windows_from_chunks(&reference, &changed).unwrap_err().contains("checksum"));
-        let (_, other) = window_chunks("g/t", 9, &windows);
+        let (_, other) = window_chunks("g/t", Section::Windows, 9, &windows);
         assert!(windows_from_chunks(&other, &values).unwrap_err().contains("checkpoint 9"));
     }
 
@@ -588,7 +653,7 @@ mod tests {
         let (state, windows) =
             SavedState::decode("kuniq-state 1 partitions=1 config=x p0=10:12:1468244455:- w=minute:1468244400:2")
                 .unwrap();
-        assert_eq!(windows, None);
+        assert_eq!(windows, WindowRefs::default());
         assert_eq!(state.watermark, None);
         assert_eq!(
             state.emitted,

@@ -339,6 +339,7 @@ fn run_with_restarts(
     cuts: &[usize],
     resume_seed: u64,
     save_windows: bool,
+    incremental: bool,
 ) -> (Vec<Vec<Emission>>, Vec<Vec<Option<u64>>>) {
     let event = |s: usize, i: usize| event(cfg, streams[s][i].0, streams[s][i].1, i as u64);
     let mut runs = Vec::new();
@@ -369,7 +370,16 @@ fn run_with_restarts(
         };
         let cut = cuts.get(run).map_or(feed.len(), |&c| c.min(feed.len()));
         let mut out = Vec::new();
-        for &s in &feed[..cut] {
+        // With `incremental`, a checkpoint halfway saves the windows whole
+        // and the one at the cut only what changed since, as a run's
+        // checkpoints do on the state topic.
+        let mut whole: Option<Vec<WindowState>> = None;
+        for (i, &s) in feed[..cut].iter().enumerate() {
+            if incremental && save_windows && i == cut / 2 {
+                let positions: Vec<(u32, u64)> = (0..streams.len()).map(|s| (s as u32, from[s] as u64)).collect();
+                whole = Some(engine.saved_windows(&positions));
+                engine.mark_windows_saved();
+            }
             engine.observe_batch(s, &[event(s, from[s])]);
             from[s] += 1;
             out.append(engine.emissions());
@@ -391,11 +401,16 @@ fn run_with_restarts(
             let positions: Vec<(u32, u64)> = (0..streams.len()).map(|s| (s as u32, from[s] as u64)).collect();
             // Encoded and decoded, as a checkpoint stores them.
             let windows = if save_windows {
-                engine
-                    .saved_windows(&positions)
-                    .iter()
-                    .map(|w| WindowState::decode(&w.encode()).expect("a state decodes"))
-                    .collect()
+                let roundtrip = |states: Vec<WindowState>| -> Vec<WindowState> {
+                    states.iter().map(|w| WindowState::decode(&w.encode()).expect("a state decodes")).collect()
+                };
+                match whole.take() {
+                    Some(whole) => {
+                        let changes = roundtrip(engine.saved_window_changes(&positions));
+                        crate::window::state::with_saved_windows(changes, &roundtrip(whole)).expect("they unite")
+                    }
+                    None => roundtrip(engine.saved_windows(&positions)),
+                }
             } else {
                 Vec::new()
             };
@@ -422,6 +437,7 @@ proptest! {
         interval in 1u64..20,
         hours in any::<bool>(),
         save_windows in any::<bool>(),
+        incremental in any::<bool>(),
         early in prop::sample::select(vec![0u64, 10, 60]),
         cut_per_mille in 0usize..=1000,
         order_seed in any::<u64>(),
@@ -475,7 +491,7 @@ proptest! {
             Some(k) => vec![cut, k],
             None => vec![cut],
         };
-        let (runs, _) = run_with_restarts(&cfg, &streams, &order, &cuts, resume_seed, save_windows);
+        let (runs, _) = run_with_restarts(&cfg, &streams, &order, &cuts, resume_seed, save_windows, incremental);
 
         let reference: BTreeMap<(WindowKind, Secs, u32), Emission> =
             whole.iter().map(|e| ((e.kind, e.start, e.revision), e.clone())).collect();
@@ -503,8 +519,8 @@ fn saved_windows_resume_near_the_minute_frontier() {
     let frames = stream(30_000, 2, delay, 5, 500, 7);
     let order = vec![0; frames.len()];
     let cut = frames.len() * 9 / 10;
-    let (kept, resumes_kept) = run_with_restarts(&cfg, std::slice::from_ref(&frames), &order, &[cut], 1, false);
-    let (saved, resumes_saved) = run_with_restarts(&cfg, std::slice::from_ref(&frames), &order, &[cut], 1, true);
+    let (kept, resumes_kept) = run_with_restarts(&cfg, std::slice::from_ref(&frames), &order, &[cut], 1, false, false);
+    let (saved, resumes_saved) = run_with_restarts(&cfg, std::slice::from_ref(&frames), &order, &[cut], 1, true, true);
     assert_eq!(resumes_kept[0][0], Some(0), "without saved windows, the day is read again from its first frame");
     let resume = resumes_saved[0][0].expect("a resume point") as usize;
     let back = frames[cut - 1].0 - frames[resume].0;

@@ -40,6 +40,11 @@ pub(super) struct Window {
     pub(super) early_silent_through: u32,
     /// A record of the closed window was sent (later ones are revisions).
     pub(super) closed_sent: bool,
+    /// Uid hashes this exact window gained since its state was last saved
+    /// whole ([`super::Engine::mark_windows_saved`]), so a checkpoint can
+    /// save only those; `None` while nothing is tracked (no checkpoint yet,
+    /// windows that are not saved, sketch windows).
+    pub(super) unsaved: Option<Vec<u64>>,
 }
 
 /// Frames held for a later record (a provisional record, or a stage of
@@ -102,11 +107,15 @@ impl Held {
         }
     }
 
-    /// Counts the held frames into `users` and `frames`.
-    fn release(self, users: &mut Users, frames: &mut u64) {
+    /// Counts the held frames into `users` and `frames`; hashes new to
+    /// the set go to `unsaved` too when it tracks them.
+    fn release(self, users: &mut Users, frames: &mut u64, unsaved: &mut Option<Vec<u64>>) {
         *frames += self.frames();
         match (self, users) {
-            (Held::Hashes(hashes), Users::Exact(set)) => set.extend(hashes),
+            (Held::Hashes(hashes), Users::Exact(set)) => match unsaved {
+                Some(unsaved) => unsaved.extend(hashes.into_iter().filter(|&h| set.insert(h))),
+                None => set.extend(hashes),
+            },
             (Held::Coupons { coupons, .. }, Users::Sketch(sketch)) => {
                 coupons.into_iter().for_each(|c| sketch.update_coupon(c));
             }
@@ -185,13 +194,18 @@ impl Window {
             next_early: 0,
             early_silent_through: 0,
             closed_sent: false,
+            unsaved: None,
         }
     }
 
     /// Counts an on-time frame now.
     #[inline]
     pub(super) fn add(&mut self, key: UidKey) {
-        self.users.add(key);
+        if self.users.add(key)
+            && let Some(unsaved) = &mut self.unsaved
+        {
+            unsaved.push(key.hash);
+        }
         self.frames += 1;
     }
 
@@ -212,7 +226,7 @@ impl Window {
     pub(super) fn release_early(&mut self, k: u32) {
         let n = self.early.partition_point(|(e, _)| *e <= k);
         for (_, held) in self.early.drain(..n) {
-            held.release(&mut self.users, &mut self.frames);
+            held.release(&mut self.users, &mut self.frames, &mut self.unsaved);
         }
     }
 
@@ -220,7 +234,7 @@ impl Window {
     pub(super) fn release_late(&mut self, stage: u32) {
         let n = self.held.partition_point(|(s, _)| *s <= stage);
         for (_, held) in self.held.drain(..n) {
-            held.release(&mut self.users, &mut self.frames);
+            held.release(&mut self.users, &mut self.frames, &mut self.unsaved);
         }
     }
 
@@ -238,6 +252,7 @@ impl Window {
             Held::Sketch { users, .. } => users.state_bytes(),
         };
         self.users.state_bytes()
+            + self.unsaved.as_ref().map_or(0, |u| u.capacity() * 8)
             + self.held.iter().chain(&self.early).map(|(_, h)| held(h)).sum::<usize>()
             + std::mem::size_of::<Window>()
     }
@@ -246,9 +261,23 @@ impl Window {
     /// offset in `positions`. Stages completed so far are folded into stage
     /// 0 (the set holds them together); stage `s` above holds the late
     /// frames still waiting for it.
-    pub(super) fn to_state(&self, kind: WindowKind, positions: &[(u32, u64)], estimator: Estimator) -> WindowState {
+    ///
+    /// With `changes`, an exact window that tracks its unsaved hashes gives
+    /// only those as stage 0's users (its frames still whole): the state
+    /// to unite with the one last saved whole ([`state::WindowState::with_saved`]).
+    pub(super) fn to_state(
+        &self,
+        kind: WindowKind,
+        positions: &[(u32, u64)],
+        estimator: Estimator,
+        changes: bool,
+    ) -> WindowState {
         let empty = || state::Stage { users: estimator.users(), frames: 0 };
-        let mut stages = vec![state::Stage { users: self.users.clone(), frames: self.frames }];
+        let users = match (&self.unsaved, &self.users) {
+            (Some(unsaved), Users::Exact(_)) if changes => Users::Exact(unsaved.iter().copied().collect()),
+            _ => self.users.clone(),
+        };
+        let mut stages = vec![state::Stage { users, frames: self.frames }];
         for (stage, held) in &self.held {
             stages.resize_with((*stage as usize).max(stages.len()), empty);
             stages.push(held.to_stage(estimator));
@@ -375,7 +404,8 @@ impl KindWindows {
     /// (`end <= forced_until`), or `cap` windows are open. The checks cost
     /// nothing for frames of open windows.
     #[inline]
-    pub(super) fn window(&mut self, start: Secs, cap: usize, estimator: Estimator) -> Option<usize> {
+    /// New windows track their unsaved hashes with `track`.
+    pub(super) fn window(&mut self, start: Secs, cap: usize, estimator: Estimator, track: bool) -> Option<usize> {
         let at = match self.windows.iter().rposition(|w| w.start <= start) {
             Some(i) if self.windows[i].start == start => return Some(i),
             Some(i) => i + 1,
@@ -387,10 +417,13 @@ impl KindWindows {
         }
         // Empty except after a restart: no hashing for new windows then.
         let resumed = if self.resumed.is_empty() { None } else { self.resumed.remove(&start) };
-        let window = match resumed {
+        let mut window = match resumed {
             Some(emitted) => Window::resumed(start, end, &emitted, estimator),
             None => Window::new(start, end, estimator),
         };
+        if track {
+            window.unsaved = Some(Vec::new());
+        }
         self.windows.insert(at, window);
         Some(at)
     }
