@@ -305,6 +305,37 @@ fn checkpoint_day(c: &mut Criterion, hasher: &UidHasher, estimator: Estimator) {
     group.bench_function("encode_and_chunk", |b| {
         b.iter(|| window_chunks("group/topic", Section::Windows, 1, black_box(&windows)).1)
     });
+
+    // An incremental checkpoint: after the whole save above, a commit
+    // interval (5 s) of frames at 40 a second, each a new user, and the
+    // changes the next checkpoint writes.
+    engine.mark_windows_saved();
+    let more: Vec<Event> = (USERS..USERS + 200)
+        .map(|i| {
+            let uid = format!("user-{i}");
+            Event {
+                ts: day_start + 3600 + (i / 40) as Secs,
+                hash: hasher.hash(uid.as_bytes()),
+                offset: i,
+                coupon: if estimator.is_sketch() { UidCoupon::of(uid.as_bytes()) } else { None },
+            }
+        })
+        .collect();
+    engine.observe_batch(0, &more);
+    engine.emissions().clear();
+    let positions = [(0u32, USERS + 200)];
+    let changes = engine.saved_window_changes(&positions);
+    let (chunks, _) = window_chunks("group/topic", Section::Windows, 2, &changes);
+    let bytes: usize = chunks.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let _ = writeln!(
+        io::stderr(),
+        "checkpoint_day ({estimator}): the next checkpoint's changes, 5 s later: {} chunks, {:.3} MB",
+        chunks.len(),
+        bytes as f64 / 1e6
+    );
+    group.bench_function("changes_5s_later", |b| {
+        b.iter(|| window_chunks("group/topic", Section::Windows, 2, &engine.saved_window_changes(&positions)).1)
+    });
     group.finish();
 }
 

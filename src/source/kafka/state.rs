@@ -35,6 +35,19 @@
 //! joined bytes are a u32 count of windows, then each as a u32 length and
 //! its encoding.
 //!
+//! **Incremental saves.** A run saves the windows whole at its first
+//! checkpoint, in the `whole` section (keys `<group>/<topic>#whole/<SLOT>/<I>`,
+//! named by `whole=GENERATION:CHUNKS:BYTES:XXH3`), and at later checkpoints
+//! only what changed since, in the `windows` section, with `whole=` naming
+//! the save they build on: each window whole but for the uid hashes of
+//! exact windows that the whole save holds
+//! ([`crate::window::engine::Engine::saved_window_changes`]). A restart
+//! unites the two ([`crate::window::state::with_saved_windows`]). A record
+//! with `windows=` and no `whole=` (all records before incremental saves)
+//! holds the windows whole. A new whole save goes to the slot the current
+//! one does not use (its generation skips one when it must), so a crash
+//! mid-save never touches the save the newest record names.
+//!
 //! The record is written only after every output
 //! record it accounts for was acknowledged, so the latest one is always
 //! safe to resume from: its windows' frames are all at or after RESUME. A
