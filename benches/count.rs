@@ -257,17 +257,17 @@ fn checkpoint_day(c: &mut Criterion, hasher: &UidHasher, estimator: Estimator) {
     let day_start: Secs = 1_468_195_200;
     let cfg = EngineConfig { kinds: vec![WindowKind::Minute, WindowKind::Day], estimator, ..EngineConfig::default() };
     let mut engine = Engine::new(cfg, 1);
-    let events: Vec<Event> = (0..USERS)
-        .map(|i| {
-            let uid = format!("user-{i}");
-            Event {
-                ts: day_start + 3600 + (i / 40) as Secs,
-                hash: hasher.hash(uid.as_bytes()),
-                offset: i,
-                coupon: if estimator.is_sketch() { UidCoupon::of(uid.as_bytes()) } else { None },
-            }
-        })
-        .collect();
+    // Frame `i`: user `i`, at offset `i`.
+    let event = |i: u64| {
+        let uid = format!("user-{i}");
+        Event {
+            ts: day_start + 3600 + (i / 40) as Secs,
+            hash: hasher.hash(uid.as_bytes()),
+            offset: i,
+            coupon: if estimator.is_sketch() { UidCoupon::of(uid.as_bytes()) } else { None },
+        }
+    };
+    let events: Vec<Event> = (0..USERS).map(event).collect();
     for batch in events.chunks(BATCH_EVENTS) {
         engine.observe_batch(0, batch);
         engine.emissions().clear();
@@ -310,17 +310,7 @@ fn checkpoint_day(c: &mut Criterion, hasher: &UidHasher, estimator: Estimator) {
     // interval (5 s) of frames at 40 a second, each a new user, and the
     // changes the next checkpoint writes.
     engine.mark_windows_saved();
-    let more: Vec<Event> = (USERS..USERS + 200)
-        .map(|i| {
-            let uid = format!("user-{i}");
-            Event {
-                ts: day_start + 3600 + (i / 40) as Secs,
-                hash: hasher.hash(uid.as_bytes()),
-                offset: i,
-                coupon: if estimator.is_sketch() { UidCoupon::of(uid.as_bytes()) } else { None },
-            }
-        })
-        .collect();
+    let more: Vec<Event> = (USERS..USERS + 200).map(event).collect();
     engine.observe_batch(0, &more);
     engine.emissions().clear();
     let positions = [(0u32, USERS + 200)];

@@ -45,24 +45,11 @@ import math
 import sys
 from pathlib import Path
 
-try:
-    import datasketches as ds
-except ImportError as e:
-    print(
-        f"the Python module `datasketches` is missing ({e}); "
-        f"install it with: {sys.executable} -m pip install datasketches==5.2.0",
-        file=sys.stderr,
-    )
-    sys.exit(2)
+from sketch_checks import check, finish, import_datasketches
+
+ds = import_datasketches()
 
 TYPES = {"HLL_4": ds.tgt_hll_type.HLL_4, "HLL_6": ds.tgt_hll_type.HLL_6, "HLL_8": ds.tgt_hll_type.HLL_8}
-failures = []
-
-
-def check(ok, what):
-    print(("ok    " if ok else "FAIL  ") + what)
-    if not ok:
-        failures.append(what)
 
 
 def uids(path):
@@ -174,10 +161,7 @@ def main():
     check(own_hour == py_hour, f"hour: union of Python's own minute sketches {own_hour!r} == of kuniq's")
     check(rel(py_hour, hour["exact"]) <= 0.01, f"hour: {py_hour:.1f} within 1 % of the exact {hour['exact']}")
 
-    if failures:
-        print(f"{len(failures)} check(s) failed", file=sys.stderr)
-        sys.exit(1)
-    print("all checks passed")
+    finish()
 
 
 if __name__ == "__main__":

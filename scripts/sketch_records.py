@@ -27,23 +27,10 @@ import base64
 import json
 import sys
 
-try:
-    import datasketches as ds
-except ImportError as e:
-    print(
-        f"the Python module `datasketches` is missing ({e}); "
-        f"install it with: {sys.executable} -m pip install datasketches==5.2.0",
-        file=sys.stderr,
-    )
-    sys.exit(2)
+from sketch_checks import check, failures, finish, import_datasketches
 
-failures = []
+ds = import_datasketches()
 
-
-def check(ok, what):
-    print(("ok    " if ok else "FAIL  ") + what)
-    if not ok:
-        failures.append(what)
 
 
 def same_count(estimate, count):
@@ -94,10 +81,7 @@ def main():
         f"(c) union of kuniq's hour and Python's own {est!r} ~ the hour's {hour['unique_users']}",
     )
 
-    if failures:
-        print(f"{len(failures)} check(s) failed", file=sys.stderr)
-        sys.exit(1)
-    print("all checks passed")
+    finish()
 
 
 if __name__ == "__main__":
