@@ -345,6 +345,10 @@ fn day_survives_a_crash_after_retention(signal: &str, extra: &[&str]) {
                 })
         })
     });
+    // The checkpoints after the run's first save only what changed since
+    // it: the state names both (incremental saves).
+    let text = latest_state(&broker.addr, &state, &key).unwrap();
+    assert!(text.contains(" windows=") && text.contains(" whole="), "{text}");
     assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success());
     child.wait().unwrap();
     drop(rx);
