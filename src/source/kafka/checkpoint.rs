@@ -99,6 +99,8 @@ impl Checkpoints {
         let (chunks, refs) = if whole_due {
             let windows = engine.saved_windows(&positions);
             if windows.is_empty() {
+                // Nothing open to save, nor to build on later.
+                (self.whole, self.whole_saved) = (None, false);
                 (Vec::new(), WindowRefs::default())
             } else {
                 // The whole save the newest state names stays intact: the
@@ -113,8 +115,15 @@ impl Checkpoints {
             }
         } else {
             let windows = engine.saved_window_changes(&positions);
-            let (chunks, reference) = state::window_chunks(&self.key, Section::Windows, self.generation, &windows);
-            (chunks, WindowRefs { windows: Some(reference), whole: self.whole })
+            if windows.is_empty() {
+                // Every saved window closed: the whole save is not needed
+                // any more (a restart would read it for nothing).
+                (self.whole, self.whole_saved) = (None, false);
+                (Vec::new(), WindowRefs::default())
+            } else {
+                let (chunks, reference) = state::window_chunks(&self.key, Section::Windows, self.generation, &windows);
+                (chunks, WindowRefs { windows: Some(reference), whole: self.whole })
+            }
         };
         self.generation += 1;
         let offsets = saved.offsets(&self.topic).map_err(|e| Error::client("cannot list the saved offsets", e))?;
