@@ -572,15 +572,17 @@ pub struct QueryArgs {
     pub window: String,
 }
 
+/// The window kind `--window` names (plot and query).
+fn window_flag(text: &str) -> Result<WindowKind, String> {
+    WindowKind::from_name(text.trim()).ok_or_else(|| {
+        format!("unknown window kind '{text}' for --window; expected minute, hour, day, week, month or year")
+    })
+}
+
 impl QueryArgs {
     /// The range asked for, checked.
     pub fn range(&self) -> Result<crate::query::Range, String> {
-        let kind = WindowKind::from_name(self.window.trim()).ok_or_else(|| {
-            format!(
-                "unknown window kind '{}' for --window; expected minute, hour, day, week, month or year",
-                self.window
-            )
-        })?;
+        let kind = window_flag(&self.window)?;
         let from = crate::query::parse_time(self.from.trim()).map_err(|e| format!("--from: {e}"))?;
         let to = crate::query::parse_time(self.to.trim()).map_err(|e| format!("--to: {e}"))?;
         crate::query::Range::new(from, to, kind)
@@ -590,12 +592,7 @@ impl QueryArgs {
 impl PlotArgs {
     /// Validates the window kind and the size into drawing options.
     pub fn options(&self) -> Result<(WindowKind, crate::plot::PlotOptions), String> {
-        let kind = WindowKind::from_name(self.window.trim()).ok_or_else(|| {
-            format!(
-                "unknown window kind '{}' for --window; expected minute, hour, day, week, month or year",
-                self.window
-            )
-        })?;
+        let kind = window_flag(&self.window)?;
         let range = crate::plot::SIZE_RANGE;
         for (flag, pixels) in [("--width", self.width), ("--height", self.height)] {
             if !range.contains(&pixels) {
