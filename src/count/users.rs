@@ -146,6 +146,14 @@ impl Users {
         Ok(())
     }
 
+    /// No users, counted the same way as `self` (a sketch of its size).
+    pub fn empty_like(&self) -> Users {
+        match self {
+            Users::Exact(_) => Users::Exact(UidSet::new()),
+            Users::Sketch(sketch) => Estimator::Hll { lg_k: sketch.lg_k() }.users(),
+        }
+    }
+
     /// Bytes held in memory.
     pub fn state_bytes(&self) -> usize {
         match self {

@@ -42,8 +42,8 @@ mod emission;
 mod saved;
 mod window;
 
-pub use complete::saves_window;
-use complete::{complete, complete_early, force_oldest, has_early};
+use complete::{Out, complete, complete_early, force_oldest, has_early};
+pub use complete::{Shipped, Slot, saves_window};
 use window::{KindWindows, Window};
 
 pub use emission::Emission;
@@ -166,11 +166,20 @@ struct Stream {
     final_before: Secs,
     /// See [`StreamState::read_to`].
     read_to: u64,
+    /// The watermark the stream's own engine reported, for a merge of
+    /// shipped slots ([`Engine::report_watermark`]), whose clocks see no
+    /// frames.
+    reported: Option<Secs>,
 }
 
 impl Stream {
     fn new(clock: Clock) -> Stream {
-        Stream { clock, idle: false, origin: None, clean: None, final_before: Secs::MIN, read_to: 0 }
+        Stream { clock, idle: false, origin: None, clean: None, final_before: Secs::MIN, read_to: 0, reported: None }
+    }
+
+    /// The stream's watermark: its clock's, or the one reported for it.
+    fn watermark(&self) -> Option<Secs> {
+        self.clock.watermark().max(self.reported)
     }
 
     /// The earliest point replaying the frame at `offset` can start from.
@@ -187,7 +196,7 @@ pub struct Engine {
     kinds: Vec<KindWindows>,
     watermark: Option<Secs>,
     stats: EngineStats,
-    emissions: Vec<Emission>,
+    out: Out,
     decided: Vec<(Event, Decision)>,
     /// The first window forced out by the cap, until the caller has taken
     /// it (to warn once); `Some(None)` once taken.
@@ -221,7 +230,7 @@ impl Engine {
             kinds,
             watermark: None,
             stats: EngineStats::default(),
-            emissions: Vec::new(),
+            out: Out::default(),
             decided: Vec::new(),
             first_forced: None,
             resumed_watermark: None,
@@ -231,6 +240,96 @@ impl Engine {
             engine.add_stream();
         }
         engine
+    }
+
+    /// An engine for one stream of a scale-out worker: instead of records,
+    /// it ships the frames of each slot of each window (the frames of a
+    /// provisional record, a window's on-time frames, a late stage) once
+    /// the stream's own watermark completes it ([`Engine::take_shipped`]).
+    /// A merge engine given every stream's slots ([`Engine::absorb`]) and
+    /// watermarks ([`Engine::report_watermark`]) emits the records one
+    /// engine reading every stream would: a frame's slot depends only on
+    /// its own stream's order, and a slot is complete once its stream's
+    /// watermark passed it.
+    pub fn shipping(cfg: EngineConfig) -> Engine {
+        let mut engine = Engine::new(cfg, 1);
+        engine.out.shipped = Some(Vec::new());
+        engine
+    }
+
+    /// The slots shipped since the last call, in the order they completed.
+    pub fn take_shipped(&mut self) -> Vec<Shipped> {
+        self.out.shipped.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Ships every frame read so far that no slot has shipped yet, without
+    /// completing anything: a stream that goes idle no longer holds the
+    /// merge's watermark back, so the merge must have what it read. Later
+    /// frames of the same slots are shipped again when they complete (the
+    /// merge adds them up).
+    pub fn ship_pending(&mut self) {
+        let estimator = self.cfg.estimator;
+        let Some(shipped) = &mut self.out.shipped else { return };
+        for k in &mut self.kinds {
+            for w in &mut k.windows {
+                w.ship_pending(k.kind, estimator, shipped);
+            }
+        }
+    }
+
+    /// The merge side: adds `state`, the frames a stream's engine shipped
+    /// for one window (its slots as the stages and provisional records of
+    /// one part), to that window. Frames of a window already final are too
+    /// late. Errors when they were counted with another estimator.
+    pub fn absorb(&mut self, state: &WindowState) -> Result<(), MixedEstimators> {
+        let allowed = self.cfg.allowed_lateness_secs as Secs;
+        let frames: u64 = state.parts.iter().map(|p| p.all_frames()).sum();
+        let first = self.kinds.first().is_some_and(|k| k.kind == state.kind);
+        let Some(kind) = self.kinds.iter_mut().find(|k| k.kind == state.kind) else { return Ok(()) };
+        let end = kind.kind.end(state.start);
+        if self.watermark.is_some_and(|wm| wm >= end + allowed) {
+            if first {
+                self.stats.too_late += frames;
+            }
+            return Ok(());
+        }
+        let estimator = self.cfg.estimator;
+        let at = match kind.window(state.start, self.cfg.max_open_windows, estimator, false) {
+            Some(at) => Some(at),
+            None if end > kind.forced_until => {
+                force_oldest(&self.cfg, kind, &mut self.out, &mut self.stats, &mut self.first_forced);
+                kind.window(state.start, self.cfg.max_open_windows, estimator, false)
+            }
+            None => None,
+        };
+        let Some(at) = at else {
+            if first {
+                self.stats.too_late += frames;
+            }
+            return Ok(());
+        };
+        let w = &mut kind.windows[at];
+        for part in &state.parts {
+            for (s, stage) in part.stages.iter().enumerate() {
+                w.absorb(Slot::Stage(s as u32), stage)?;
+            }
+            for (k, stage) in part.early.iter().enumerate() {
+                w.absorb(Slot::Early(k as u32 + 1), stage)?;
+            }
+        }
+        if first {
+            self.stats.counted += frames;
+        }
+        Ok(())
+    }
+
+    /// The merge side: `stream`'s own engine reached watermark `wm` and
+    /// shipped every slot that completes; completes what the global
+    /// watermark now reaches.
+    pub fn report_watermark(&mut self, stream: usize, wm: Secs) {
+        let s = &mut self.streams[stream];
+        s.reported = s.reported.max(Some(wm));
+        self.advance();
     }
 
     /// Adds a stream; returns its number.
@@ -473,7 +572,7 @@ impl Engine {
 
     /// Records ready to send, in emission order; the caller drains them.
     pub fn emissions(&mut self) -> &mut Vec<Emission> {
-        &mut self.emissions
+        &mut self.out.records
     }
 
     /// Feeds one frame of `stream`, and completes the windows its admission
@@ -554,7 +653,7 @@ impl Engine {
             let kind = &mut self.kinds[k];
             kind.resumed.clear();
             for mut w in std::mem::take(&mut kind.windows) {
-                complete(&self.cfg, kind.kind, &mut w, Secs::MAX, &mut self.emissions, &mut self.stats);
+                complete(&self.cfg, kind.kind, &mut w, Secs::MAX, &mut self.out, &mut self.stats);
             }
         }
     }
@@ -610,7 +709,7 @@ impl Engine {
                 Some(at) => at,
                 None => {
                     if end > kind.forced_until {
-                        force_oldest(&self.cfg, kind, &mut self.emissions, &mut self.stats, &mut self.first_forced);
+                        force_oldest(&self.cfg, kind, &mut self.out, &mut self.stats, &mut self.first_forced);
                     }
                     match kind.window(start, self.cfg.max_open_windows, estimator, track) {
                         Some(at) => at,
@@ -660,7 +759,7 @@ impl Engine {
         self.stats.open_windows_peak = self.stats.open_windows_peak.max(self.open_windows() as u64);
         let active = self.streams.iter().filter(|s| !s.idle);
         let Some(wm) = active
-            .map(|s| s.clock.watermark())
+            .map(|s| s.watermark())
             .try_fold(None::<Secs>, |acc, w| w.map(|w| Some(acc.map_or(w, |a: Secs| a.min(w)))))
         else {
             // A stream still warming up holds the watermark.
@@ -676,7 +775,7 @@ impl Engine {
     /// Highest stream watermark (`max ts - lateness` of the stream that is
     /// furthest ahead), once any stream has one.
     pub fn leading_watermark(&self) -> Option<Secs> {
-        self.streams.iter().filter_map(|s| s.clock.watermark()).max()
+        self.streams.iter().filter_map(|s| s.watermark()).max()
     }
 
     /// When every stream is idle, moves the global watermark to `wm` (if it
@@ -714,10 +813,10 @@ impl Engine {
                         break;
                     }
                     // Still open: its provisional records up to `wm`.
-                    complete_early(&self.cfg, kind.kind, w, wm, &mut self.emissions, &mut self.stats);
+                    complete_early(&self.cfg, kind.kind, w, wm, &mut self.out, &mut self.stats);
                     continue;
                 }
-                if complete(&self.cfg, kind.kind, w, wm, &mut self.emissions, &mut self.stats) {
+                if complete(&self.cfg, kind.kind, w, wm, &mut self.out, &mut self.stats) {
                     finalized += 1;
                 }
             }

@@ -15,6 +15,7 @@
 
 pub mod clock;
 pub mod engine;
+pub mod partials;
 pub mod state;
 
 use std::fmt;

@@ -176,6 +176,11 @@ impl Part {
         self.stages.iter().map(|s| s.frames).sum()
     }
 
+    /// Frames in every stage and every provisional record's entry.
+    pub fn all_frames(&self) -> u64 {
+        self.frames() + self.early.iter().map(|s| s.frames).sum::<u64>()
+    }
+
     /// How `self` compares with `other`, a part of the same streams: the
     /// one that read at least as far in every stream holds the other.
     /// `None` when each read further somewhere.

@@ -4,7 +4,43 @@
 use super::window::{KindWindows, Window};
 use super::{Emission, EngineConfig, EngineStats};
 use crate::count::Users;
+use crate::window::state;
 use crate::window::{Secs, WindowKind};
+
+/// Where completed windows go: records, or, for an engine that ships its
+/// stream's slots to a merge ([`super::Engine::shipping`]), the frames of
+/// each completed slot.
+#[derive(Debug, Default)]
+pub(super) struct Out {
+    pub(super) records: Vec<Emission>,
+    pub(super) shipped: Option<Vec<Shipped>>,
+}
+
+/// Where a shipped slot's frames go in the merge's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Slot {
+    /// On-time frames first counted in provisional record `k` (1-based);
+    /// `k` past the window's end: counted at its close.
+    Early(u32),
+    /// Stage `s`: 0 the on-time frames of a window without provisional
+    /// records, `s > 0` the late frames of revision stage `s`.
+    Stage(u32),
+}
+
+/// The frames of one slot of one window of one stream, completed by that
+/// stream's own watermark (or shipped early, as far as read, when the
+/// stream went idle or ended).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shipped {
+    /// Window kind.
+    pub kind: WindowKind,
+    /// Window start.
+    pub start: Secs,
+    /// Which of the window's slots.
+    pub slot: Slot,
+    /// The slot's users and frames.
+    pub stage: state::Stage,
+}
 
 /// True when windows of `kind` get provisional records: an early interval
 /// shorter than the window.
@@ -21,7 +57,7 @@ pub(super) fn complete_early(
     kind: WindowKind,
     w: &mut Window,
     wm: Secs,
-    out: &mut Vec<Emission>,
+    out: &mut Out,
     stats: &mut EngineStats,
 ) {
     let early = cfg.early_interval_secs as Secs;
@@ -33,6 +69,11 @@ pub(super) fn complete_early(
         let boundary = w.start + Secs::from(k) * early;
         if boundary >= w.end || wm < boundary {
             return;
+        }
+        if let Some(shipped) = &mut out.shipped {
+            w.ship_early(kind, k, cfg.estimator, shipped);
+            w.next_early = k;
+            continue;
         }
         w.release_early(k);
         let now = w.counts();
@@ -57,7 +98,7 @@ pub fn saves_window(kind: WindowKind) -> bool {
 pub(super) fn force_oldest(
     cfg: &EngineConfig,
     kind: &mut KindWindows,
-    out: &mut Vec<Emission>,
+    out: &mut Out,
     stats: &mut EngineStats,
     first_forced: &mut Option<Option<(WindowKind, Secs)>>,
 ) {
@@ -79,7 +120,7 @@ pub(super) fn complete(
     kind: WindowKind,
     w: &mut Window,
     wm: Secs,
-    out: &mut Vec<Emission>,
+    out: &mut Out,
     stats: &mut EngineStats,
 ) -> bool {
     let allowed = cfg.allowed_lateness_secs as Secs;
@@ -95,6 +136,19 @@ pub(super) fn complete(
         let due = (w.end + i64::from(stage) * interval).min(final_at);
         if wm < due {
             return false;
+        }
+        if let Some(shipped) = &mut out.shipped {
+            if stage == 0 {
+                w.ship_early(kind, u32::MAX, cfg.estimator, shipped);
+                w.ship_users(kind, cfg.estimator, shipped);
+            }
+            w.ship_late(kind, stage, cfg.estimator, shipped);
+            w.next_stage += 1;
+            if i64::from(stage) == last_stage {
+                stats.windows_finalized += 1;
+                return true;
+            }
+            continue;
         }
         if stage == 0 {
             // The close: every on-time frame, the last provisional
@@ -129,10 +183,10 @@ fn send(
     w: &mut Window,
     now: (u64, u64),
     closed: bool,
-    out: &mut Vec<Emission>,
+    out: &mut Out,
     stats: &mut EngineStats,
 ) {
-    out.push(Emission {
+    out.records.push(Emission {
         kind,
         start: w.start,
         end: w.end,

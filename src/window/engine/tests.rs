@@ -851,3 +851,89 @@ fn an_empty_batch_leaves_an_idle_stream_idle() {
     let out = std::mem::take(engine.emissions());
     assert_eq!(out.iter().map(|e| (e.start, e.unique_users)).collect::<Vec<_>>(), [(minute, 21)]);
 }
+
+/// Runs one shipping engine per stream and a merge engine fed with what
+/// they ship, the streams interleaved by `order` and each stream's shipments
+/// cut after every `batch` frames (a worker's poll); a stream ships what it
+/// read early (as when idle) before the frames whose positions are in
+/// `early_ships`. Returns the merge's records.
+fn run_shipped(
+    cfg: &EngineConfig,
+    streams: &[Vec<(Secs, u64)>],
+    order: &[usize],
+    batch: usize,
+    early_ships: &[usize],
+) -> Vec<Emission> {
+    let mut workers: Vec<Engine> = streams.iter().map(|_| Engine::shipping(cfg.clone())).collect();
+    let mut merge = Engine::new(cfg.clone(), streams.len());
+    let mut next = vec![0usize; streams.len()];
+    let mut pending: Vec<Vec<Event>> = vec![Vec::new(); streams.len()];
+    let mut out = Vec::new();
+    let ship = |s: usize, worker: &mut Engine, merge: &mut Engine, out: &mut Vec<Emission>, to: u64| {
+        for state in crate::window::partials::ship_states(worker.take_shipped(), s as u32, to).unwrap() {
+            merge.absorb(&state).unwrap();
+        }
+        if let Some(wm) = worker.watermark() {
+            merge.report_watermark(s, wm);
+        }
+        out.append(merge.emissions());
+    };
+    for (i, &s) in order.iter().enumerate() {
+        let (ts, uid) = streams[s][next[s]];
+        if early_ships.contains(&i) {
+            workers[s].observe_batch(0, &std::mem::take(&mut pending[s]));
+            workers[s].ship_pending();
+            ship(s, &mut workers[s], &mut merge, &mut out, next[s] as u64);
+        }
+        pending[s].push(event(cfg, ts, uid, next[s] as u64));
+        next[s] += 1;
+        if pending[s].len() >= batch {
+            workers[s].observe_batch(0, &std::mem::take(&mut pending[s]));
+            ship(s, &mut workers[s], &mut merge, &mut out, next[s] as u64);
+        }
+    }
+    for (s, events) in pending.into_iter().enumerate() {
+        workers[s].observe_batch(0, &events);
+        workers[s].flush();
+        ship(s, &mut workers[s], &mut merge, &mut out, next[s] as u64);
+        assert!(workers[s].emissions().is_empty(), "a shipping engine emits no record");
+    }
+    merge.flush();
+    out.append(merge.emissions());
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Scale-out: engines that each read one stream and ship their slots,
+    /// merged, emit exactly the records of one engine reading every
+    /// stream, for every kind, estimator and early interval, whatever the
+    /// interleaving, the workers' batches and their early (idle) shipments.
+    #[test]
+    fn shipped_slots_merge_into_the_records_of_one_engine(
+        lens in prop::collection::vec(1usize..700, 1..5),
+        seed in any::<u64>(),
+        batch_a in 1usize..300,
+        batch_b in 1usize..300,
+        shuffle_seed in any::<u64>(),
+        early in prop::sample::select(vec![0u64, 10, 60]),
+        allowed in prop::sample::select(vec![0u64, 7, 60]),
+        estimator in estimators(),
+        emit_sketch in any::<bool>(),
+        early_ships in prop::collection::vec(0usize..2800, 0..6),
+    ) {
+        let mut cfg = config(5, allowed, 5, vec![WindowKind::Minute, WindowKind::Hour, WindowKind::Day]);
+        cfg.early_interval_secs = early;
+        cfg.estimator = estimator;
+        cfg.emit_sketch = emit_sketch;
+        let streams: Vec<Vec<(Secs, u64)>> =
+            lens.iter().enumerate().map(|(i, &n)| stream(n, 3, 40, 15, 200, seed ^ i as u64)).collect();
+        let sequential: Vec<usize> = streams.iter().enumerate().flat_map(|(i, s)| vec![i; s.len()]).collect();
+        let mut shuffled = sequential.clone();
+        shuffle(&mut shuffled, shuffle_seed);
+        let (single, _) = run(&cfg, &streams, &sequential, batch_a);
+        let merged = run_shipped(&cfg, &streams, &shuffled, batch_b, &early_ships);
+        prop_assert_eq!(sorted(single), sorted(merged));
+    }
+}

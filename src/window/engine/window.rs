@@ -1,6 +1,7 @@
 //! One open window as the engine holds it, and the open windows of one
 //! kind.
 
+use super::complete::{Shipped, Slot};
 use super::{Checkpoint, EmittedWindow};
 use crate::count::sketch::{UidCoupon, UidSketch};
 use crate::count::{Estimator, MixedEstimators, UidKey, Users};
@@ -64,6 +65,16 @@ pub(super) enum Held {
         /// Frames held.
         frames: u64,
     },
+    /// An exact window's held frames restored from saved or shipped state,
+    /// where they were kept as a set of users and a frame count: united with
+    /// the window's set when released.
+    Set {
+        /// The held frames' uids (boxed: the set's shard headers would make
+        /// every held entry large).
+        users: Box<crate::count::UidSet>,
+        /// Frames held.
+        frames: u64,
+    },
     /// A sketch window's held frames restored from a checkpoint, where they
     /// were saved as a sketch: merged into the window's when released.
     Sketch {
@@ -91,6 +102,10 @@ impl Held {
                 coupons.extend(key.coupon);
                 *frames += 1;
             }
+            Held::Set { users, frames } => {
+                users.insert(key.hash);
+                *frames += 1;
+            }
             Held::Sketch { users, frames } => {
                 if let Some(coupon) = key.coupon {
                     users.update_coupon(coupon);
@@ -103,7 +118,7 @@ impl Held {
     fn frames(&self) -> u64 {
         match self {
             Held::Hashes(hashes) => hashes.len() as u64,
-            Held::Coupons { frames, .. } | Held::Sketch { frames, .. } => *frames,
+            Held::Coupons { frames, .. } | Held::Set { frames, .. } | Held::Sketch { frames, .. } => *frames,
         }
     }
 
@@ -115,6 +130,10 @@ impl Held {
             (Held::Hashes(hashes), Users::Exact(set)) => match unsaved {
                 Some(unsaved) => unsaved.extend(hashes.into_iter().filter(|&h| set.insert(h))),
                 None => set.extend(hashes),
+            },
+            (Held::Set { users: held, .. }, Users::Exact(set)) => match unsaved {
+                Some(unsaved) => unsaved.extend(held.iter().filter(|&h| set.insert(h))),
+                None => set.union_with(&held),
             },
             (Held::Coupons { coupons, .. }, Users::Sketch(sketch)) => {
                 coupons.into_iter().for_each(|c| sketch.update_coupon(c));
@@ -139,25 +158,74 @@ impl Held {
             Held::Hashes(hashes) => {
                 state::Stage { users: Users::Exact(hashes.iter().copied().collect()), frames: hashes.len() as u64 }
             }
+            Held::Set { users, frames } => state::Stage { users: Users::Exact((**users).clone()), frames: *frames },
             Held::Sketch { users, frames } => state::Stage { users: Users::Sketch(users.clone()), frames: *frames },
         }
     }
 
-    /// Held frames restored from a saved stage. An exact stage keeps each
-    /// user once: its other frames come back as repeats of one of them,
-    /// which counts the same.
+    /// [`Held::to_stage`], emptying the held frames (for shipping).
+    fn take_stage(&mut self, estimator: Estimator) -> state::Stage {
+        let stage = if let Held::Set { users, frames } = self {
+            state::Stage { users: Users::Exact(std::mem::take(&mut **users)), frames: std::mem::take(frames) }
+        } else {
+            self.to_stage(estimator)
+        };
+        *self = Held::new(estimator);
+        stage
+    }
+
+    /// Held frames restored from a saved or shipped stage.
     fn from_stage(stage: &state::Stage) -> Held {
         match &stage.users {
-            Users::Exact(set) => {
-                let mut hashes = set.sorted();
-                let repeats = stage.frames.saturating_sub(set.len()) as usize;
-                if let Some(&first) = hashes.first() {
-                    hashes.extend(std::iter::repeat_n(first, repeats));
-                }
-                Held::Hashes(hashes)
-            }
+            Users::Exact(set) => Held::Set { users: Box::new(set.clone()), frames: stage.frames },
             Users::Sketch(users) => Held::Sketch { users: users.clone(), frames: stage.frames },
         }
+    }
+
+    /// Adds `other`'s frames to these (both of one window's estimator).
+    fn absorb(&mut self, other: Held) -> Result<(), MixedEstimators> {
+        match (self, other) {
+            (Held::Hashes(a), Held::Hashes(b)) => a.extend(b),
+            (Held::Coupons { coupons: a, frames: fa }, Held::Coupons { coupons: b, frames: fb }) => {
+                a.extend(b);
+                *fa += fb;
+            }
+            (Held::Set { users: a, frames: fa }, Held::Set { users: b, frames: fb }) => {
+                a.union_with(&b);
+                *fa += fb;
+            }
+            (Held::Sketch { users: a, frames: fa }, Held::Sketch { users: b, frames: fb }) => {
+                a.merge(&b);
+                *fa += fb;
+            }
+            (this @ Held::Hashes(_), Held::Set { users, frames }) => {
+                let Held::Hashes(hashes) = std::mem::replace(this, Held::Set { users, frames }) else { unreachable!() };
+                if let Held::Set { users, frames } = this {
+                    *frames += hashes.len() as u64;
+                    users.extend(hashes);
+                }
+            }
+            (Held::Set { users, frames }, Held::Hashes(hashes)) => {
+                *frames += hashes.len() as u64;
+                users.extend(hashes);
+            }
+            (this @ Held::Coupons { .. }, Held::Sketch { users, frames }) => {
+                let Held::Coupons { coupons, frames: held } = std::mem::replace(this, Held::Sketch { users, frames })
+                else {
+                    unreachable!()
+                };
+                if let Held::Sketch { users, frames } = this {
+                    coupons.into_iter().for_each(|c| users.update_coupon(c));
+                    *frames += held;
+                }
+            }
+            (Held::Sketch { users, frames }, Held::Coupons { coupons, frames: held }) => {
+                coupons.into_iter().for_each(|c| users.update_coupon(c));
+                *frames += held;
+            }
+            _ => return Err(MixedEstimators),
+        }
+        Ok(())
     }
 }
 
@@ -238,6 +306,58 @@ impl Window {
         }
     }
 
+    /// Ships the held on-time frames of provisional records up to `k`.
+    pub(super) fn ship_early(&mut self, kind: WindowKind, k: u32, estimator: Estimator, out: &mut Vec<Shipped>) {
+        let n = self.early.partition_point(|(e, _)| *e <= k);
+        for (e, mut held) in self.early.drain(..n) {
+            out.push(Shipped { kind, start: self.start, slot: Slot::Early(e), stage: held.take_stage(estimator) });
+        }
+    }
+
+    /// Ships the held late frames of stages up to `stage`.
+    pub(super) fn ship_late(&mut self, kind: WindowKind, stage: u32, estimator: Estimator, out: &mut Vec<Shipped>) {
+        let n = self.held.partition_point(|(s, _)| *s <= stage);
+        for (s, mut held) in self.held.drain(..n) {
+            out.push(Shipped { kind, start: self.start, slot: Slot::Stage(s), stage: held.take_stage(estimator) });
+        }
+    }
+
+    /// Ships the frames counted straight into the window (on time, no
+    /// provisional records) as stage 0, leaving it empty.
+    pub(super) fn ship_users(&mut self, kind: WindowKind, estimator: Estimator, out: &mut Vec<Shipped>) {
+        if self.frames > 0 {
+            let users = std::mem::replace(&mut self.users, estimator.users());
+            let stage = state::Stage { users, frames: std::mem::take(&mut self.frames) };
+            out.push(Shipped { kind, start: self.start, slot: Slot::Stage(0), stage });
+        }
+    }
+
+    /// Ships everything read so far without completing anything (the
+    /// stream went idle): the frames of each provisional record, the
+    /// window's own, and each late stage.
+    pub(super) fn ship_pending(&mut self, kind: WindowKind, estimator: Estimator, out: &mut Vec<Shipped>) {
+        self.ship_early(kind, u32::MAX, estimator, out);
+        self.ship_users(kind, estimator, out);
+        self.ship_late(kind, u32::MAX, estimator, out);
+    }
+
+    /// Adds a slot shipped by one stream to the window (the merge side):
+    /// it is held for the provisional record or stage it belongs to, or,
+    /// when that has already completed (the stream was idle and lagged),
+    /// for the next one.
+    pub(super) fn absorb(&mut self, slot: Slot, stage: &state::Stage) -> Result<(), MixedEstimators> {
+        if stage.frames == 0 {
+            return Ok(());
+        }
+        match slot {
+            Slot::Early(k) if self.next_stage == 0 => {
+                restore_held(&mut self.early, k.max(self.next_early + 1), stage, &mut self.users)
+            }
+            Slot::Early(_) => restore_held(&mut self.held, self.next_stage, stage, &mut self.users),
+            Slot::Stage(s) => restore_held(&mut self.held, s.max(self.next_stage), stage, &mut self.users),
+        }
+    }
+
     /// The number of distinct users counted so far, and of frames.
     #[inline]
     pub(super) fn counts(&self) -> (u64, u64) {
@@ -249,6 +369,7 @@ impl Window {
         let held = |h: &Held| match h {
             Held::Hashes(hashes) => hashes.capacity() * 8,
             Held::Coupons { coupons, .. } => coupons.capacity() * 4,
+            Held::Set { users, .. } => users.state_bytes(),
             Held::Sketch { users, .. } => users.state_bytes(),
         };
         self.users.state_bytes()
@@ -372,15 +493,7 @@ fn restore_held(
     let restored = Held::from_stage(stage);
     let i = held.partition_point(|(e, _)| *e < at);
     match held.get_mut(i) {
-        Some((e, existing)) if *e == at => match (existing, restored) {
-            (Held::Hashes(a), Held::Hashes(b)) => a.extend(b),
-            (Held::Sketch { users: a, frames: fa }, Held::Sketch { users: b, frames: fb }) => {
-                a.merge(&b);
-                *fa += fb;
-            }
-            (Held::Coupons { .. }, _) => unreachable!("restored frames are held as a sketch"),
-            _ => return Err(MixedEstimators),
-        },
+        Some((e, existing)) if *e == at => existing.absorb(restored)?,
         _ => held.insert(i, (at, restored)),
     }
     Ok(())

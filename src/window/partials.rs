@@ -1,0 +1,316 @@
+//! What a scale-out worker sends the merge for one input partition: the
+//! slots its engine shipped ([`crate::window::engine::Shipped`]) as window
+//! states, and how far the partition got.
+//!
+//! A worker runs one shipping engine per partition
+//! ([`crate::window::engine::Engine::shipping`]). Whenever the partition's
+//! own watermark completes slots, the worker sends one [`Partials`]
+//! message: those slots, grouped by window (each a [`WindowState`] with one
+//! part covering the partition), and the watermark. Which slots complete at
+//! which frame depends only on the partition's frames in offset order, so
+//! a worker that reads the partition again from the same point sends the
+//! same messages, cut at the same offsets; the merge keeps, per partition,
+//! the offset its slots are in up to and skips messages below it.
+//!
+//! Messages of one partition go to one partition of the partials topic, in
+//! order, so the merge has a partition's slots before the watermark that
+//! completes them.
+//!
+//! # Encoding (version 1)
+//!
+//! Little-endian, no padding:
+//!
+//! ```text
+//! magic      "KUWP"          4 bytes
+//! version    u8 = 1
+//! topic      u32 n, n bytes  input topic (UTF-8)
+//! partition  u32             input partition
+//! partitions u32             the input topic's partition count
+//! config     u32 n, n bytes  the window settings (kuniq's checkpoint config text)
+//! from       u64             the first offset this message's slots hold frames from
+//! to         u64             slots hold the partition's frames below this offset
+//! watermark  u8 has, i64     the partition's watermark once it has one
+//! status     u8              0 active, 1 idle, 2 ended (read to its end, -e)
+//! slots      u8              1: this message carries slots (its offsets count)
+//! windows    u32 n, then n × (u32 len, len bytes of an encoded WindowState)
+//! ```
+
+use std::collections::BTreeMap;
+
+use super::engine::{Shipped, Slot};
+use super::state::{Part, Stage, StateError, WindowState};
+use super::{Secs, WindowKind};
+
+/// First bytes of an encoded [`Partials`].
+pub const MAGIC: &[u8; 4] = b"KUWP";
+
+/// The encoding's version; decoding refuses any other.
+pub const VERSION: u8 = 1;
+
+/// Where a partition stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Being read.
+    Active,
+    /// Caught up with nothing new for the idle timeout: it does not hold
+    /// the merge's watermark back (its frames so far are shipped).
+    Idle,
+    /// Read to its end by a worker that stops there (`-e`): every slot is
+    /// shipped.
+    Ended,
+}
+
+/// One message from a worker to the merge (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Partials {
+    /// Input topic.
+    pub topic: String,
+    /// Input partition.
+    pub partition: u32,
+    /// The input topic's partition count.
+    pub partitions: u32,
+    /// The worker's window settings; the merge refuses others.
+    pub config: String,
+    /// Offsets `[from, to)`: the frames whose slots this message ships (or
+    /// has no slots for, when none completed).
+    pub from: u64,
+    /// See `from`.
+    pub to: u64,
+    /// The partition's watermark after its frames below `to`.
+    pub watermark: Option<Secs>,
+    /// Active, idle or ended.
+    pub status: Status,
+    /// True when the message carries the slots completed by the frames in
+    /// `[from, to)` (possibly none); false for a progress report only.
+    pub slots: bool,
+    /// The shipped slots, one state per window.
+    pub windows: Vec<WindowState>,
+}
+
+impl Partials {
+    /// The message key on the partials topic: `TOPIC/PARTITION`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.topic, self.partition)
+    }
+
+    /// Frames in the shipped slots.
+    pub fn frames(&self) -> u64 {
+        self.windows.iter().flat_map(|w| &w.parts).map(Part::all_frames).sum()
+    }
+
+    /// The message's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let windows: Vec<Vec<u8>> = self.windows.iter().map(WindowState::encode).collect();
+        let mut out = Vec::with_capacity(64 + windows.iter().map(|w| w.len() + 4).sum::<usize>());
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        put_text(&mut out, &self.topic);
+        out.extend_from_slice(&self.partition.to_le_bytes());
+        out.extend_from_slice(&self.partitions.to_le_bytes());
+        put_text(&mut out, &self.config);
+        out.extend_from_slice(&self.from.to_le_bytes());
+        out.extend_from_slice(&self.to.to_le_bytes());
+        match self.watermark {
+            Some(wm) => {
+                out.push(1);
+                out.extend_from_slice(&wm.to_le_bytes());
+            }
+            None => out.push(0),
+        }
+        out.push(match self.status {
+            Status::Active => 0,
+            Status::Idle => 1,
+            Status::Ended => 2,
+        });
+        out.push(u8::from(self.slots));
+        out.extend_from_slice(&(windows.len() as u32).to_le_bytes());
+        for w in &windows {
+            out.extend_from_slice(&(w.len() as u32).to_le_bytes());
+            out.extend_from_slice(w);
+        }
+        out
+    }
+
+    /// A message from its bytes; damaged bytes give an error, never a
+    /// panic.
+    pub fn decode(bytes: &[u8]) -> Result<Partials, StateError> {
+        let mut r = Reader(bytes);
+        if r.take(4)? != &MAGIC[..] {
+            return Err(StateError::NotAState);
+        }
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(StateError::Version(version));
+        }
+        let topic = r.text()?;
+        let partition = r.u32()?;
+        let partitions = r.u32()?;
+        if partition >= partitions {
+            return Err(StateError::Damaged("a partition beyond the partition count"));
+        }
+        let config = r.text()?;
+        let from = r.u64()?;
+        let to = r.u64()?;
+        if to < from {
+            return Err(StateError::Damaged("offsets out of order"));
+        }
+        let watermark = match r.u8()? {
+            0 => None,
+            1 => Some(r.u64()? as Secs),
+            _ => return Err(StateError::Damaged("bad watermark flag")),
+        };
+        let status = match r.u8()? {
+            0 => Status::Active,
+            1 => Status::Idle,
+            2 => Status::Ended,
+            _ => return Err(StateError::Damaged("unknown partition status")),
+        };
+        let slots = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(StateError::Damaged("bad slots flag")),
+        };
+        let n = r.u32()?;
+        if n as usize > r.0.len() / 4 {
+            return Err(StateError::Damaged("a count larger than the bytes left"));
+        }
+        let mut windows = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let len = r.u32()? as usize;
+            let state = WindowState::decode(r.take(len)?)?;
+            if state.parts.iter().any(|p| p.covers.iter().any(|&(s, _)| s != partition)) {
+                return Err(StateError::Damaged("a window of another partition"));
+            }
+            windows.push(state);
+        }
+        if !r.0.is_empty() {
+            return Err(StateError::Damaged("bytes after the end"));
+        }
+        Ok(Partials { topic, partition, partitions, config, from, to, watermark, status, slots, windows })
+    }
+}
+
+/// Groups `shipped` slots by window into states of one part covering
+/// `partition` below `to` (slots of the same window and kind united).
+pub fn ship_states(shipped: Vec<Shipped>, partition: u32, to: u64) -> Result<Vec<WindowState>, StateError> {
+    let mut windows: BTreeMap<(WindowKind, Secs), Part> = BTreeMap::new();
+    for s in shipped {
+        let part = windows
+            .entry((s.kind, s.start))
+            .or_insert_with(|| Part { covers: vec![(partition, to)], ..Part::default() });
+        let (list, at) = match s.slot {
+            Slot::Stage(i) => (&mut part.stages, i as usize),
+            Slot::Early(k) => (&mut part.early, k.saturating_sub(1) as usize),
+        };
+        if list.len() <= at {
+            let empty = || Stage { users: s.stage.users.empty_like(), frames: 0 };
+            list.resize_with(at + 1, empty);
+        }
+        let into = &mut list[at];
+        into.users.union_with(&s.stage.users).map_err(|_| StateError::MixedEstimators)?;
+        into.frames += s.stage.frames;
+    }
+    Ok(windows
+        .into_iter()
+        .map(|((kind, start), part)| WindowState { parts: vec![part], ..WindowState::new(kind, start) })
+        .collect())
+}
+
+fn put_text(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StateError> {
+        if self.0.len() < n {
+            return Err(StateError::Damaged("ends early"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, StateError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, StateError> {
+        let mut b = [0; 4];
+        b.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn u64(&mut self) -> Result<u64, StateError> {
+        let mut b = [0; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn text(&mut self) -> Result<String, StateError> {
+        let n = self.u32()? as usize;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| StateError::Damaged("text that is not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::count::{Estimator, Users};
+
+    fn stage(estimator: Estimator, uids: &[u64]) -> Stage {
+        let mut users = estimator.users();
+        for &u in uids {
+            let coupon = crate::count::sketch::UidCoupon::of(&u.to_le_bytes());
+            users.add(crate::count::UidKey { hash: u, coupon });
+        }
+        Stage { users, frames: uids.len() as u64 }
+    }
+
+    #[test]
+    fn messages_survive_encoding_and_damage_is_refused() {
+        for estimator in [Estimator::Exact, Estimator::Hll { lg_k: 6 }] {
+            let shipped = vec![
+                Shipped { kind: WindowKind::Minute, start: 60, slot: Slot::Stage(0), stage: stage(estimator, &[1, 2]) },
+                Shipped { kind: WindowKind::Hour, start: 0, slot: Slot::Early(2), stage: stage(estimator, &[3]) },
+                Shipped { kind: WindowKind::Minute, start: 60, slot: Slot::Stage(2), stage: stage(estimator, &[2, 4]) },
+                Shipped { kind: WindowKind::Minute, start: 60, slot: Slot::Stage(2), stage: stage(estimator, &[5]) },
+            ];
+            let windows = ship_states(shipped, 3, 1000).unwrap();
+            assert_eq!(windows.len(), 2);
+            let minute = windows.iter().find(|w| w.kind == WindowKind::Minute).unwrap();
+            assert_eq!(minute.parts[0].stages.len(), 3);
+            assert_eq!(minute.parts[0].stages[1].frames, 0);
+            assert_eq!(minute.parts[0].stages[2].frames, 3, "two shipments of one slot add up");
+            let hour = windows.iter().find(|w| w.kind == WindowKind::Hour).unwrap();
+            assert_eq!((hour.parts[0].early.len(), hour.parts[0].stages.len()), (2, 0));
+            let message = Partials {
+                topic: "frames".into(),
+                partition: 3,
+                partitions: 6,
+                config: "lateness:5".into(),
+                from: 900,
+                to: 1000,
+                watermark: Some(1_468_244_400),
+                status: Status::Idle,
+                slots: true,
+                windows,
+            };
+            let bytes = message.encode();
+            assert_eq!(Partials::decode(&bytes).unwrap(), message);
+            assert_eq!(message.frames(), 6);
+            for cut in 0..bytes.len() {
+                assert!(Partials::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(Partials::decode(&longer).is_err());
+            let mut other = message.clone();
+            other.partition = 4;
+            assert!(Partials::decode(&other.encode()).is_err(), "windows of partition 3 in a message of 4");
+            assert!(matches!(Users::Exact(Default::default()).empty_like(), Users::Exact(_)));
+        }
+    }
+}
