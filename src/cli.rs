@@ -83,6 +83,16 @@ pub enum Command {
         kuniq query -i results.jsonl --from 2016-07-11T10:03:00Z --to 2016-07-11T14:17:00Z\n  \
         kuniq query -b 127.0.0.1:9092 -t uniques --from 1468195200 --to 1468281600")]
     Query(QueryArgs),
+    /// Merge the partial window state that scale-out workers (kuniq count
+    /// --partials-topic) send into the records one kuniq count over the
+    /// whole input topic would emit.
+    ///
+    /// Records go to -o TOPIC, or to stdout. Give the merge the same window
+    /// flags as the workers (--windows, --lateness, --estimator, ...).
+    #[command(after_help = "Examples:\n  \
+        kuniq count -b 127.0.0.1:9092 -t frames -G workers --partials-topic frames-partials   # on each node\n  \
+        kuniq merge -b 127.0.0.1:9092 --partials-topic frames-partials -o uniques              # once")]
+    Merge(MergeArgs),
 }
 
 /// When to show progress on stderr.
@@ -146,11 +156,21 @@ pub struct KafkaArgs {
     #[arg(short = 't', long, value_name = "TOPIC")]
     pub topic: Option<String>,
 
-    /// Consumer group: names the saved state (a restart resumes it) and the
-    /// committed offsets (for lag monitoring). kuniq reads every partition
-    /// itself: a unique count cannot be split between group members.
+    /// Consumer group. Alone: names the saved state (a restart resumes it)
+    /// and the committed offsets (for lag monitoring); kuniq reads every
+    /// partition itself and a second kuniq with the same group is a hot
+    /// standby. With --partials-topic: a real Kafka consumer group whose
+    /// members (the workers) share the partitions.
     #[arg(short = 'G', long, value_name = "GROUP", default_value = "kuniq")]
     pub group: String,
+
+    /// Scale out: run as a worker of group -G, counting only the partitions
+    /// the group assigns this process and sending their partial window
+    /// state to this topic (created if missing) for `kuniq merge`, which
+    /// emits the records. Give the workers and the merge the same window
+    /// flags. See README "Scaling out".
+    #[arg(long, value_name = "TOPIC", conflicts_with_all = ["output_topic", "exactly_once"])]
+    pub partials_topic: Option<String>,
 
     /// Output topic: one record per emission, keyed by window
     /// (e.g. minute:1468244400). Without it, records go to stdout.
@@ -214,32 +234,10 @@ pub struct KafkaArgs {
     pub batch_size: usize,
 }
 
-/// Flags of `kuniq count`.
-#[derive(Debug, Args)]
-pub struct CountArgs {
-    /// Input file: JSON lines, plain or gzip (detected by content); `-` for stdin.
-    /// Give this or -b/-t (Kafka).
-    #[arg(short, long, value_name = "PATH", required_unless_present = "brokers")]
-    pub input: Option<String>,
-
-    #[command(flatten)]
-    pub kafka: KafkaArgs,
-
-    /// Frame parser: scan (SIMD, default), sonic (sonic-rs) or serde (serde_json).
-    /// Which ones exist depends on the build's features.
-    #[arg(long, value_name = "NAME", default_value_t = ParserKind::default_kind().name().to_string())]
-    pub parser: String,
-
-    /// Parsing threads [default: number of cores; reading Kafka, one less
-    /// (at least 1), leaving a core to librdkafka's fetch threads and the
-    /// merge].
-    #[arg(long, value_name = "N", env = "KUNIQ_WORKERS")]
-    pub workers: Option<usize>,
-
-    /// Do not pin worker threads to cores.
-    #[arg(long)]
-    pub no_pin: bool,
-
+/// Window settings, shared by `kuniq count` and `kuniq merge` (a merge must
+/// count with its workers' settings).
+#[derive(Debug, Args, Clone)]
+pub struct WindowArgs {
     /// Window kinds to count, comma-separated: minute, hour, day, week, month, year.
     #[arg(long, value_name = "LIST", default_value = "minute", value_delimiter = ',')]
     pub windows: Vec<String>,
@@ -297,6 +295,70 @@ pub struct CountArgs {
     /// of a million, over Kafka's default 1 MB record limit).
     #[arg(long)]
     pub emit_sketch: bool,
+}
+
+impl WindowArgs {
+    /// Validates the window flags.
+    pub fn engine_config(&self) -> Result<EngineConfig, String> {
+        let mut kinds = Vec::new();
+        for name in &self.windows {
+            let kind = WindowKind::from_name(name.trim()).ok_or_else(|| {
+                format!("unknown window kind '{name}' in --windows; expected minute, hour, day, week, month or year")
+            })?;
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        kinds.sort();
+        let revision_interval = parse_secs("--revision-interval", &self.revision_interval)?;
+        if revision_interval == 0 {
+            return Err("--revision-interval must be at least 1 second".into());
+        }
+        if self.max_open_windows == 0 {
+            return Err("--max-open-windows must be at least 1".into());
+        }
+        Ok(EngineConfig {
+            kinds,
+            lateness_secs: parse_secs("--lateness", &self.lateness)?,
+            allowed_lateness_secs: parse_secs("--allowed-lateness", &self.allowed_lateness)?,
+            revision_interval_secs: revision_interval,
+            quarantine_secs: parse_secs("--quarantine", &self.quarantine)?,
+            max_open_windows: self.max_open_windows,
+            early_interval_secs: parse_secs("--early-interval", &self.early_interval)?,
+            estimator: self.estimator,
+            emit_sketch: self.emit_sketch,
+        })
+    }
+}
+
+/// Flags of `kuniq count`.
+#[derive(Debug, Args)]
+pub struct CountArgs {
+    /// Input file: JSON lines, plain or gzip (detected by content); `-` for stdin.
+    /// Give this or -b/-t (Kafka).
+    #[arg(short, long, value_name = "PATH", required_unless_present = "brokers")]
+    pub input: Option<String>,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Frame parser: scan (SIMD, default), sonic (sonic-rs) or serde (serde_json).
+    /// Which ones exist depends on the build's features.
+    #[arg(long, value_name = "NAME", default_value_t = ParserKind::default_kind().name().to_string())]
+    pub parser: String,
+
+    /// Parsing threads [default: number of cores; reading Kafka, one less
+    /// (at least 1), leaving a core to librdkafka's fetch threads and the
+    /// merge].
+    #[arg(long, value_name = "N", env = "KUNIQ_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Do not pin worker threads to cores.
+    #[arg(long)]
+    pub no_pin: bool,
+
+    #[command(flatten)]
+    pub window: WindowArgs,
 
     /// Lines longer than this are skipped and counted as too_large (e.g. 64MiB).
     #[arg(long, value_name = "SIZE", default_value_t = format!("{}MiB", DEFAULT_MAX_FRAME_BYTES >> 20))]
@@ -402,23 +464,6 @@ impl CountArgs {
         if workers == 0 || workers > 1024 {
             return Err(format!("--workers must be between 1 and 1024, not {workers}"));
         }
-        let mut kinds = Vec::new();
-        for name in &self.windows {
-            let kind = WindowKind::from_name(name.trim()).ok_or_else(|| {
-                format!("unknown window kind '{name}' in --windows; expected minute, hour, day, week, month or year")
-            })?;
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
-            }
-        }
-        kinds.sort();
-        let revision_interval = parse_secs("--revision-interval", &self.revision_interval)?;
-        if revision_interval == 0 {
-            return Err("--revision-interval must be at least 1 second".into());
-        }
-        if self.max_open_windows == 0 {
-            return Err("--max-open-windows must be at least 1".into());
-        }
         let max_frame_bytes = parse_bytes("--max-frame-bytes", &self.max_frame_bytes)?;
         if max_frame_bytes < 2 {
             return Err("--max-frame-bytes must be at least 2 bytes".into());
@@ -427,19 +472,63 @@ impl CountArgs {
             parser,
             workers,
             pin: !self.no_pin,
-            engine: EngineConfig {
-                kinds,
-                lateness_secs: parse_secs("--lateness", &self.lateness)?,
-                allowed_lateness_secs: parse_secs("--allowed-lateness", &self.allowed_lateness)?,
-                revision_interval_secs: revision_interval,
-                quarantine_secs: parse_secs("--quarantine", &self.quarantine)?,
-                max_open_windows: self.max_open_windows,
-                early_interval_secs: parse_secs("--early-interval", &self.early_interval)?,
-                estimator: self.estimator,
-                emit_sketch: self.emit_sketch,
-            },
+            engine: self.window.engine_config()?,
             max_frame_bytes: usize::try_from(max_frame_bytes).unwrap_or(usize::MAX),
             metrics: None,
+        })
+    }
+}
+
+/// Flags of `kuniq merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Kafka bootstrap brokers, host:port[,host:port...].
+    #[arg(short = 'b', long, value_name = "BROKERS", env = "KUNIQ_BROKERS")]
+    pub brokers: String,
+
+    /// The topic the workers send partial window state to.
+    #[arg(long, value_name = "TOPIC")]
+    pub partials_topic: String,
+
+    /// Output topic: one record per emission, keyed by window. Without it,
+    /// records go to stdout.
+    #[arg(short = 'o', long = "output-topic", value_name = "TOPIC")]
+    pub output_topic: Option<String>,
+
+    /// Exit at the end: once the partials are read to their end and every
+    /// input partition is idle or ended, emit all open windows and exit 0.
+    #[arg(short = 'e', long = "exit-at-end")]
+    pub exit_at_end: bool,
+
+    /// Longest wait for the brokers, and for the workers to create the
+    /// partials topic, at start-up (e.g. 30s).
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub connect_timeout: String,
+
+    #[command(flatten)]
+    pub window: WindowArgs,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+
+    /// End-of-run summary on stderr.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub summary: SummaryFormat,
+}
+
+impl MergeArgs {
+    /// Validates the flags into a plan.
+    pub fn plan(&self) -> Result<crate::scale::merge::MergePlan, String> {
+        let properties = self.client.properties()?;
+        crate::kafka::check_count_properties(&properties).map_err(|e| e.to_string())?;
+        crate::kafka::client_config(&self.brokers, &[], &properties).map_err(|e| e.to_string())?;
+        Ok(crate::scale::merge::MergePlan {
+            brokers: self.brokers.clone(),
+            partials_topic: self.partials_topic.clone(),
+            properties,
+            exit_at_end: self.exit_at_end,
+            connect_timeout: parse_duration("--connect-timeout", &self.connect_timeout)?,
+            engine: self.window.engine_config()?,
         })
     }
 }

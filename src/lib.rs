@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod plot;
 pub mod progress;
 pub mod query;
+pub mod scale;
 pub mod sink;
 pub mod source;
 pub mod stats;

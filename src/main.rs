@@ -12,8 +12,8 @@ use clap::Parser;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kuniq::cli::{
-    Cli, Command, ConsumeArgs, CountArgs, GenArgs, PlotArgs, ProduceArgs, ProgressMode, QueryArgs, RecordSource,
-    RecordsArgs, SummaryFormat,
+    Cli, Command, ConsumeArgs, CountArgs, GenArgs, MergeArgs, PlotArgs, ProduceArgs, ProgressMode, QueryArgs,
+    RecordSource, RecordsArgs, SummaryFormat,
 };
 use kuniq::kafka;
 use kuniq::pipeline::{self, PipelineError};
@@ -37,6 +37,8 @@ fn main() -> ExitCode {
         Command::Plot(_) => "kuniq plot",
         Command::Query(_) => "kuniq query",
         Command::Gen(_) => "kuniq gen",
+        Command::Merge(_) => "kuniq merge",
+        Command::Count(ref args) if args.kafka.partials_topic.is_some() => "kuniq worker",
         Command::Count(_) => "kuniq",
     };
     kuniq::logging::init(cli.log_format, name);
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => consume(&args),
         Command::Plot(args) => plot(&args),
         Command::Query(args) => query(&args),
+        Command::Merge(args) => merge(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -124,6 +127,9 @@ fn count(args: &CountArgs) -> Result<()> {
         if args.workers.is_none() {
             plan.workers = kuniq::cli::default_kafka_workers();
         }
+        if let Some(partials_topic) = &args.kafka.partials_topic {
+            return count_worker(args, &plan, &kafka, partials_topic);
+        }
         return count_kafka(args, &plan, &kafka);
     }
     let input = args.input.as_deref().unwrap_or("-");
@@ -183,6 +189,49 @@ fn count_kafka(args: &CountArgs, plan: &pipeline::CountPlan, kafka: &KafkaPlan) 
     reporter.finish();
     let summary = summary.with_context(|| format!("reading topic '{}' from {}", kafka.topic, kafka.brokers))?;
     print_summary(args.summary, &summary);
+    Ok(())
+}
+
+/// `kuniq count --partials-topic`: a scale-out worker.
+fn count_worker(args: &CountArgs, plan: &pipeline::CountPlan, kafka: &KafkaPlan, partials_topic: &str) -> Result<()> {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed)).context("installing the signal handler")?;
+    let summary = kuniq::scale::worker::run(plan, kafka, partials_topic, &STOP)
+        .with_context(|| format!("counting topic '{}' from {} as a worker", kafka.topic, kafka.brokers))?;
+    match args.summary {
+        SummaryFormat::Text => eprintln!("{summary}"),
+        SummaryFormat::Json => eprintln!("{}", summary.to_json()),
+        SummaryFormat::None => {}
+    }
+    Ok(())
+}
+
+/// `kuniq merge`: the records of the workers' partials.
+fn merge(args: &MergeArgs) -> Result<()> {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed)).context("installing the signal handler")?;
+    let plan = args.plan().map_err(UsageError)?;
+    let config =
+        kafka::client_config(&plan.brokers, &[("linger.ms", "5")], &kafka::properties_for(&plan.properties, false))
+            .map_err(|e| UsageError(e.to_string()))?;
+    let summary = match &args.output_topic {
+        Some(topic) => {
+            let output = Output::new(&config, None, None)?;
+            let mut sink = KafkaSink::new(output, topic);
+            kuniq::scale::merge::run(&plan, &mut sink, &STOP)
+        }
+        None => {
+            let mut sink = LineSink::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()));
+            kuniq::scale::merge::run(&plan, &mut sink, &STOP)
+        }
+    };
+    let summary =
+        summary.with_context(|| format!("merging partials topic '{}' from {}", plan.partials_topic, plan.brokers))?;
+    match args.summary {
+        SummaryFormat::Text => eprintln!("{summary}"),
+        SummaryFormat::Json => eprintln!("{}", summary.to_json()),
+        SummaryFormat::None => {}
+    }
     Ok(())
 }
 

@@ -257,24 +257,30 @@ impl Engine {
         engine
     }
 
+    /// True when slots were shipped since the last [`Engine::take_shipped`].
+    #[inline]
+    pub fn has_shipped(&self) -> bool {
+        self.out.shipped.as_ref().is_some_and(|s| !s.is_empty())
+    }
+
     /// The slots shipped since the last call, in the order they completed.
     pub fn take_shipped(&mut self) -> Vec<Shipped> {
         self.out.shipped.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    /// Ships every frame read so far that no slot has shipped yet, without
-    /// completing anything: a stream that goes idle no longer holds the
-    /// merge's watermark back, so the merge must have what it read. Later
-    /// frames of the same slots are shipped again when they complete (the
-    /// merge adds them up).
-    pub fn ship_pending(&mut self) {
-        let estimator = self.cfg.estimator;
-        let Some(shipped) = &mut self.out.shipped else { return };
-        for k in &mut self.kinds {
-            for w in &mut k.windows {
-                w.ship_pending(k.kind, estimator, shipped);
+    /// A copy of every frame read so far that no slot has shipped yet, by
+    /// slot, without completing or taking anything: what a stream that goes
+    /// idle sends, since it no longer holds the merge's watermark back. The
+    /// slots still ship whole when they complete; the merge counts only
+    /// what they add to the copy ([`crate::window::partials::Input`]).
+    pub fn snapshot_pending(&self) -> Vec<Shipped> {
+        let mut out = Vec::new();
+        for k in &self.kinds {
+            for w in &k.windows {
+                w.snapshot_pending(k.kind, self.cfg.estimator, &mut out);
             }
         }
+        out
     }
 
     /// The merge side: adds `state`, the frames a stream's engine shipped

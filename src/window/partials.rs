@@ -31,15 +31,16 @@
 //! to         u64             slots hold the partition's frames below this offset
 //! watermark  u8 has, i64     the partition's watermark once it has one
 //! status     u8              0 active, 1 idle, 2 ended (read to its end, -e)
-//! slots      u8              1: this message carries slots (its offsets count)
+//! carries    u8              0 progress only, 1 completed slots, 2 a snapshot
 //! windows    u32 n, then n × (u32 len, len bytes of an encoded WindowState)
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use super::engine::{Shipped, Slot};
+use super::engine::{Engine, Shipped, Slot};
 use super::state::{Part, Stage, StateError, WindowState};
 use super::{Secs, WindowKind};
+use crate::count::MixedEstimators;
 
 /// First bytes of an encoded [`Partials`].
 pub const MAGIC: &[u8; 4] = b"KUWP";
@@ -58,6 +59,21 @@ pub enum Status {
     /// Read to its end by a worker that stops there (`-e`): every slot is
     /// shipped.
     Ended,
+}
+
+/// What a message's windows hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carries {
+    /// Nothing: how far the partition was read, its watermark and status.
+    Progress,
+    /// The slots the frames in `from..to` completed, whole. Cut at the frame
+    /// that completed them, so a partition read again gives the same
+    /// messages.
+    Slots,
+    /// A copy of the slots not complete yet, as far as read (the partition
+    /// went idle): each slot still comes whole in a later `Slots` message,
+    /// and the merge counts only what it adds to the copy.
+    Snapshot,
 }
 
 /// One message from a worker to the merge (see the module docs).
@@ -80,9 +96,8 @@ pub struct Partials {
     pub watermark: Option<Secs>,
     /// Active, idle or ended.
     pub status: Status,
-    /// True when the message carries the slots completed by the frames in
-    /// `[from, to)` (possibly none); false for a progress report only.
-    pub slots: bool,
+    /// What `windows` hold.
+    pub carries: Carries,
     /// The shipped slots, one state per window.
     pub windows: Vec<WindowState>,
 }
@@ -122,7 +137,11 @@ impl Partials {
             Status::Idle => 1,
             Status::Ended => 2,
         });
-        out.push(u8::from(self.slots));
+        out.push(match self.carries {
+            Carries::Progress => 0,
+            Carries::Slots => 1,
+            Carries::Snapshot => 2,
+        });
         out.extend_from_slice(&(windows.len() as u32).to_le_bytes());
         for w in &windows {
             out.extend_from_slice(&(w.len() as u32).to_le_bytes());
@@ -165,10 +184,11 @@ impl Partials {
             2 => Status::Ended,
             _ => return Err(StateError::Damaged("unknown partition status")),
         };
-        let slots = match r.u8()? {
-            0 => false,
-            1 => true,
-            _ => return Err(StateError::Damaged("bad slots flag")),
+        let carries = match r.u8()? {
+            0 => Carries::Progress,
+            1 => Carries::Slots,
+            2 => Carries::Snapshot,
+            _ => return Err(StateError::Damaged("unknown message content")),
         };
         let n = r.u32()?;
         if n as usize > r.0.len() / 4 {
@@ -186,7 +206,90 @@ impl Partials {
         if !r.0.is_empty() {
             return Err(StateError::Damaged("bytes after the end"));
         }
-        Ok(Partials { topic, partition, partitions, config, from, to, watermark, status, slots, windows })
+        Ok(Partials { topic, partition, partitions, config, from, to, watermark, status, carries, windows })
+    }
+}
+
+/// What the merge knows of one input partition, and how it applies the
+/// partition's messages to its engine.
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    /// Completed slots are absorbed for the frames below this offset.
+    pub absorbed_to: Option<u64>,
+    /// How far the partition's messages say it was read.
+    pub read_to: u64,
+    /// The status last reported, once one was.
+    pub status: Option<Status>,
+    /// Frames of slots absorbed from snapshots, not yet shipped whole.
+    tentative: HashMap<(WindowKind, Secs, Slot), u64>,
+}
+
+/// What applying a message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Its slots (if any) were absorbed.
+    Absorbed,
+    /// Its slots were absorbed before (the partition was read again).
+    Repeat,
+}
+
+impl Input {
+    /// Applies `m`, a message of stream `stream` of `engine` (its input
+    /// partition): completed slots not absorbed yet (each counting only the
+    /// frames a snapshot did not already bring), snapshots (what they add to
+    /// the last one), then the watermark and status.
+    pub fn apply(&mut self, engine: &mut Engine, stream: usize, m: &Partials) -> Result<Applied, MixedEstimators> {
+        // Slots cut at the same frame repeat an absorbed message, except the
+        // end's (every window completed at the end of the partition). A
+        // snapshot at the last cut holds slots not complete there: new.
+        let ends = m.status == Status::Ended && self.status != Some(Status::Ended);
+        let repeat = self.absorbed_to.is_some_and(|done| match m.carries {
+            Carries::Progress => false,
+            Carries::Snapshot => m.to < done,
+            Carries::Slots => m.to < done || (m.to == done && !ends),
+        });
+        if !repeat {
+            for window in &m.windows {
+                let mut window = window.clone();
+                for part in &mut window.parts {
+                    let slots = part.stages.iter_mut().enumerate().map(|(s, st)| (Slot::Stage(s as u32), st));
+                    let early = part.early.iter_mut().enumerate().map(|(k, st)| (Slot::Early(k as u32 + 1), st));
+                    for (slot, stage) in slots.chain(early) {
+                        let key = (window.kind, window.start, slot);
+                        match m.carries {
+                            Carries::Slots => {
+                                let before = self.tentative.remove(&key).unwrap_or(0);
+                                stage.frames = stage.frames.saturating_sub(before);
+                            }
+                            Carries::Snapshot if stage.frames > 0 => {
+                                let before = self.tentative.entry(key).or_insert(0);
+                                let total = stage.frames;
+                                stage.frames = total.saturating_sub(*before);
+                                *before = (*before).max(total);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                engine.absorb(&window)?;
+            }
+            if m.carries == Carries::Slots {
+                self.absorbed_to = Some(m.to.max(self.absorbed_to.unwrap_or(0)));
+            }
+        }
+        self.read_to = self.read_to.max(m.to);
+        if let Some(wm) = m.watermark {
+            engine.report_watermark(stream, wm);
+        }
+        if self.status != Some(m.status) {
+            match m.status {
+                Status::Active => engine.set_idle(stream, false),
+                Status::Idle => engine.set_idle(stream, true),
+                Status::Ended => engine.finish_stream(stream),
+            }
+            self.status = Some(m.status);
+        }
+        Ok(if repeat { Applied::Repeat } else { Applied::Absorbed })
     }
 }
 
@@ -295,7 +398,7 @@ mod tests {
                 to: 1000,
                 watermark: Some(1_468_244_400),
                 status: Status::Idle,
-                slots: true,
+                carries: Carries::Snapshot,
                 windows,
             };
             let bytes = message.encode();

@@ -135,25 +135,40 @@ impl KafkaFeed<'_> {
     /// holding the last frame, so the last minute is emitted within idle
     /// timeout + lateness of the input going quiet.
     fn follow_quiet_topic(&mut self, engine: &mut Engine, now: Instant) {
-        if !self.states.iter().all(|s| s.idle) {
-            self.quiet_since = None;
-            return;
-        }
-        let Some(lead) = engine.leading_watermark() else {
-            return;
-        };
-        let (since, base) = *self.quiet_since.get_or_insert((now, lead));
-        let quiet = now.duration_since(since);
-        let mut wm = base + quiet.as_secs() as Secs;
-        let cfg = engine.config();
-        if quiet.as_secs() >= cfg.lateness_secs
-            && let Some(&kind) = cfg.kinds.iter().min()
-        {
-            let last_ts = lead + cfg.lateness_secs as Secs;
-            wm = wm.max(kind.end(kind.start(last_ts)));
-        }
-        engine.advance_quiet(wm);
+        follow_quiet(engine, self.states.iter().all(|s| s.idle), &mut self.quiet_since, now);
     }
+}
+
+/// When every partition is idle (`all_idle`), the watermark follows the
+/// wall clock from where the leading partition left it; once the topic has
+/// been quiet for the lateness too, it passes the end of the shortest window
+/// holding the last frame, so the last minute is emitted within idle
+/// timeout + lateness of the input going quiet. `quiet_since` keeps when
+/// the quiet began and the leading watermark then.
+pub(crate) fn follow_quiet(
+    engine: &mut Engine,
+    all_idle: bool,
+    quiet_since: &mut Option<(Instant, Secs)>,
+    now: Instant,
+) {
+    if !all_idle {
+        *quiet_since = None;
+        return;
+    }
+    let Some(lead) = engine.leading_watermark() else {
+        return;
+    };
+    let (since, base) = *quiet_since.get_or_insert((now, lead));
+    let quiet = now.duration_since(since);
+    let mut wm = base + quiet.as_secs() as Secs;
+    let cfg = engine.config();
+    if quiet.as_secs() >= cfg.lateness_secs
+        && let Some(&kind) = cfg.kinds.iter().min()
+    {
+        let last_ts = lead + cfg.lateness_secs as Secs;
+        wm = wm.max(kind.end(kind.start(last_ts)));
+    }
+    engine.advance_quiet(wm);
 }
 
 impl Feed for KafkaFeed<'_> {

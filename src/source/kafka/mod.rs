@@ -45,6 +45,7 @@ use rdkafka::{ClientConfig, ClientContext};
 
 mod checkpoint;
 mod feed;
+pub(crate) use feed::follow_quiet;
 mod queue;
 pub mod state;
 mod worker;

@@ -17,7 +17,7 @@ pub(super) struct Out {
 }
 
 /// Where a shipped slot's frames go in the merge's window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Slot {
     /// On-time frames first counted in provisional record `k` (1-based);
     /// `k` past the window's end: counted at its close.

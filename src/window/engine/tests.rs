@@ -852,51 +852,127 @@ fn an_empty_batch_leaves_an_idle_stream_idle() {
     assert_eq!(out.iter().map(|e| (e.start, e.unique_users)).collect::<Vec<_>>(), [(minute, 21)]);
 }
 
-/// Runs one shipping engine per stream and a merge engine fed with what
-/// they ship, the streams interleaved by `order` and each stream's shipments
-/// cut after every `batch` frames (a worker's poll); a stream ships what it
-/// read early (as when idle) before the frames whose positions are in
-/// `early_ships`. Returns the merge's records.
+/// A scale-out worker of one stream in a test: its shipping engine and
+/// where its next message starts.
+struct TestWorker {
+    engine: Engine,
+    next: usize,
+    cut_from: u64,
+}
+
+impl TestWorker {
+    fn new(cfg: &EngineConfig) -> TestWorker {
+        TestWorker { engine: Engine::shipping(cfg.clone()), next: 0, cut_from: 0 }
+    }
+
+    /// Feeds `events` frame by frame, cutting a slots message at each frame
+    /// that completes slots, then a progress message.
+    fn feed(&mut self, s: usize, events: &[Event], out: &mut Vec<crate::window::partials::Partials>) {
+        for &ev in events {
+            self.engine.observe(0, ev);
+            self.next = ev.offset as usize + 1;
+            if self.engine.has_shipped() {
+                out.push(self.message(s, crate::window::partials::Carries::Slots, false));
+            }
+        }
+        out.push(self.message(s, crate::window::partials::Carries::Progress, false));
+    }
+
+    fn message(
+        &mut self,
+        s: usize,
+        carries: crate::window::partials::Carries,
+        end: bool,
+    ) -> crate::window::partials::Partials {
+        use crate::window::partials::{Carries, Partials, Status, ship_states};
+        let to = self.next as u64;
+        let shipped = match carries {
+            Carries::Slots => self.engine.take_shipped(),
+            Carries::Snapshot => self.engine.snapshot_pending(),
+            Carries::Progress => Vec::new(),
+        };
+        let from = self.cut_from;
+        if carries == Carries::Slots {
+            self.cut_from = to;
+        }
+        let message = Partials {
+            topic: "t".into(),
+            partition: s as u32,
+            partitions: 8,
+            config: String::new(),
+            from,
+            to,
+            watermark: self.engine.watermark(),
+            status: if end { Status::Ended } else { Status::Active },
+            carries,
+            windows: ship_states(shipped, s as u32, to).unwrap(),
+        };
+        // Every message goes through its bytes, as on the partials topic.
+        crate::window::partials::Partials::decode(&message.encode()).unwrap()
+    }
+}
+
+/// Runs one shipping engine per stream and a merge engine fed with their
+/// messages (through [`crate::window::partials::Input`], as `kuniq merge`
+/// does), the streams interleaved by `order`, each worker fed in batches of
+/// `batch`. Before the frames at the positions in `snapshots` the stream's
+/// worker sends a snapshot of what it read (as when idle); at the positions
+/// in `crashes` it is replaced by a new worker that reads the stream again
+/// from its start (as after a rebalance or a crash). Returns the merge's
+/// records.
 fn run_shipped(
     cfg: &EngineConfig,
     streams: &[Vec<(Secs, u64)>],
     order: &[usize],
     batch: usize,
-    early_ships: &[usize],
+    snapshots: &[usize],
+    crashes: &[usize],
 ) -> Vec<Emission> {
-    let mut workers: Vec<Engine> = streams.iter().map(|_| Engine::shipping(cfg.clone())).collect();
+    use crate::window::partials::{Carries, Input};
+    let mut workers: Vec<TestWorker> = streams.iter().map(|_| TestWorker::new(cfg)).collect();
     let mut merge = Engine::new(cfg.clone(), streams.len());
-    let mut next = vec![0usize; streams.len()];
+    let mut inputs = vec![Input::default(); streams.len()];
     let mut pending: Vec<Vec<Event>> = vec![Vec::new(); streams.len()];
+    let mut read = vec![0usize; streams.len()];
     let mut out = Vec::new();
-    let ship = |s: usize, worker: &mut Engine, merge: &mut Engine, out: &mut Vec<Emission>, to: u64| {
-        for state in crate::window::partials::ship_states(worker.take_shipped(), s as u32, to).unwrap() {
-            merge.absorb(&state).unwrap();
-        }
-        if let Some(wm) = worker.watermark() {
-            merge.report_watermark(s, wm);
+    let mut messages = Vec::new();
+    let mut deliver = |s: usize, messages: &mut Vec<_>, merge: &mut Engine, out: &mut Vec<Emission>| {
+        for m in messages.drain(..) {
+            inputs[s].apply(merge, s, &m).unwrap();
         }
         out.append(merge.emissions());
     };
+    let events = |s: usize, range: std::ops::Range<usize>| -> Vec<Event> {
+        range.map(|i| event(cfg, streams[s][i].0, streams[s][i].1, i as u64)).collect()
+    };
     for (i, &s) in order.iter().enumerate() {
-        let (ts, uid) = streams[s][next[s]];
-        if early_ships.contains(&i) {
-            workers[s].observe_batch(0, &std::mem::take(&mut pending[s]));
-            workers[s].ship_pending();
-            ship(s, &mut workers[s], &mut merge, &mut out, next[s] as u64);
+        if snapshots.contains(&i) || crashes.contains(&i) {
+            workers[s].feed(s, &std::mem::take(&mut pending[s]), &mut messages);
+            messages.push(workers[s].message(s, Carries::Snapshot, false));
+            deliver(s, &mut messages, &mut merge, &mut out);
         }
-        pending[s].push(event(cfg, ts, uid, next[s] as u64));
-        next[s] += 1;
+        if crashes.contains(&i) {
+            // What the crashed worker had not sent is lost; the new one
+            // reads everything again, in its own batches.
+            workers[s] = TestWorker::new(cfg);
+            for chunk in events(s, 0..read[s]).chunks(batch.max(7) / 2 + 1) {
+                workers[s].feed(s, chunk, &mut messages);
+            }
+            deliver(s, &mut messages, &mut merge, &mut out);
+        }
+        pending[s].extend(events(s, read[s]..read[s] + 1));
+        read[s] += 1;
         if pending[s].len() >= batch {
-            workers[s].observe_batch(0, &std::mem::take(&mut pending[s]));
-            ship(s, &mut workers[s], &mut merge, &mut out, next[s] as u64);
+            workers[s].feed(s, &std::mem::take(&mut pending[s]), &mut messages);
+            deliver(s, &mut messages, &mut merge, &mut out);
         }
     }
     for (s, events) in pending.into_iter().enumerate() {
-        workers[s].observe_batch(0, &events);
-        workers[s].flush();
-        ship(s, &mut workers[s], &mut merge, &mut out, next[s] as u64);
-        assert!(workers[s].emissions().is_empty(), "a shipping engine emits no record");
+        workers[s].feed(s, &events, &mut messages);
+        workers[s].engine.flush();
+        messages.push(workers[s].message(s, Carries::Slots, true));
+        deliver(s, &mut messages, &mut merge, &mut out);
+        assert!(workers[s].engine.emissions().is_empty(), "a shipping engine emits no record");
     }
     merge.flush();
     out.append(merge.emissions());
@@ -909,7 +985,8 @@ proptest! {
     /// Scale-out: engines that each read one stream and ship their slots,
     /// merged, emit exactly the records of one engine reading every
     /// stream, for every kind, estimator and early interval, whatever the
-    /// interleaving, the workers' batches and their early (idle) shipments.
+    /// interleaving, the workers' batches, their snapshots (idle) and
+    /// workers replaced by others that read their stream again.
     #[test]
     fn shipped_slots_merge_into_the_records_of_one_engine(
         lens in prop::collection::vec(1usize..700, 1..5),
@@ -921,7 +998,8 @@ proptest! {
         allowed in prop::sample::select(vec![0u64, 7, 60]),
         estimator in estimators(),
         emit_sketch in any::<bool>(),
-        early_ships in prop::collection::vec(0usize..2800, 0..6),
+        snapshots in prop::collection::vec(0usize..2800, 0..6),
+        crashes in prop::collection::vec(0usize..2800, 0..3),
     ) {
         let mut cfg = config(5, allowed, 5, vec![WindowKind::Minute, WindowKind::Hour, WindowKind::Day]);
         cfg.early_interval_secs = early;
@@ -933,7 +1011,7 @@ proptest! {
         let mut shuffled = sequential.clone();
         shuffle(&mut shuffled, shuffle_seed);
         let (single, _) = run(&cfg, &streams, &sequential, batch_a);
-        let merged = run_shipped(&cfg, &streams, &shuffled, batch_b, &early_ships);
+        let merged = run_shipped(&cfg, &streams, &shuffled, batch_b, &snapshots, &crashes);
         prop_assert_eq!(sorted(single), sorted(merged));
     }
 }

@@ -332,13 +332,22 @@ impl Window {
         }
     }
 
-    /// Ships everything read so far without completing anything (the
-    /// stream went idle): the frames of each provisional record, the
-    /// window's own, and each late stage.
-    pub(super) fn ship_pending(&mut self, kind: WindowKind, estimator: Estimator, out: &mut Vec<Shipped>) {
-        self.ship_early(kind, u32::MAX, estimator, out);
-        self.ship_users(kind, estimator, out);
-        self.ship_late(kind, u32::MAX, estimator, out);
+    /// A copy of everything read into the window so far that no slot has
+    /// shipped (the stream went idle): the frames of each provisional
+    /// record, the window's own, and each late stage. Nothing is taken: the
+    /// slots still ship whole when they complete.
+    pub(super) fn snapshot_pending(&self, kind: WindowKind, estimator: Estimator, out: &mut Vec<Shipped>) {
+        let start = self.start;
+        for (e, held) in &self.early {
+            out.push(Shipped { kind, start, slot: Slot::Early(*e), stage: held.to_stage(estimator) });
+        }
+        if self.frames > 0 {
+            let stage = state::Stage { users: self.users.clone(), frames: self.frames };
+            out.push(Shipped { kind, start, slot: Slot::Stage(0), stage });
+        }
+        for (s, held) in &self.held {
+            out.push(Shipped { kind, start, slot: Slot::Stage(*s), stage: held.to_stage(estimator) });
+        }
     }
 
     /// Adds a slot shipped by one stream to the window (the merge side):

@@ -1,0 +1,90 @@
+//! Scale-out over Kafka: workers in a consumer group count the partitions
+//! they are assigned and publish partial window state to a partials topic;
+//! one merge combines it into the records a single `kuniq count` over the
+//! whole topic would emit.
+//!
+//! ```text
+//!  input topic ─▶ worker A (partitions 0, 3) ─┐
+//!   (P parts) ─▶ worker B (partitions 1, 4) ─┼─▶ partials topic ─▶ kuniq merge ─▶ output topic
+//!             ─▶ worker C (partitions 2, 5) ─┘   (KUWP messages)
+//! ```
+//!
+//! - A worker ([`worker`]) runs one shipping engine per assigned partition
+//!   ([`crate::window::engine::Engine::shipping`]) and sends
+//!   [`crate::window::partials::Partials`] messages keyed `TOPIC/PARTITION`,
+//!   so one partition's messages stay in order on one partials partition.
+//! - The merge ([`merge`]) absorbs every partition's slots into one engine
+//!   with a stream per input partition, takes each partition's watermark
+//!   from its messages, and emits records as `kuniq count` does.
+//!
+//! What the worker sends for a partition depends only on the partition's
+//! frames in offset order (slots complete at frames, not at wall-clock
+//! moments), so the merge skips, per partition, messages below the offset
+//! it has absorbed: a partition read again by another worker after a
+//! rebalance or a crash sends the same messages again, and nothing counts
+//! twice.
+
+pub mod merge;
+pub mod worker;
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{Client, DefaultClientContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::{ClientConfig, ClientContext};
+
+use crate::kafka::{Error, block_on};
+
+/// Largest partials message: an exact day window shipped whole at its close
+/// holds 8 bytes a user (a million users: 8 MB), over Kafka's 1 MB default.
+pub const MAX_MESSAGE_BYTES: &str = "67108864";
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Creates the partials topic with `partitions` partitions (and messages up
+/// to [`MAX_MESSAGE_BYTES`]) unless `client` sees it.
+pub fn ensure_partials_topic<C: ClientContext>(
+    client: &Client<C>,
+    config: &ClientConfig,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), Error> {
+    let exists = || -> Result<bool, Error> {
+        let metadata = client
+            .fetch_metadata(Some(topic), TIMEOUT)
+            .map_err(|e| Error::client(format!("cannot read metadata of partials topic '{topic}'"), e))?;
+        Ok(metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+    };
+    if exists()? {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().map_err(|e| Error::client("cannot create a Kafka admin client", e))?;
+    let new = NewTopic::new(topic, partitions.max(1), TopicReplication::Fixed(-1))
+        .set("max.message.bytes", MAX_MESSAGE_BYTES);
+    let results = block_on(admin.create_topics([&new], &AdminOptions::new().operation_timeout(Some(TIMEOUT))))
+        .map_err(|e| Error::client(format!("cannot create partials topic '{topic}'"), e))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => {
+                return Err(Error::client(
+                    format!(
+                        "cannot create partials topic '{topic}' (create it yourself, as many partitions as the input \
+                         topic, max.message.bytes={MAX_MESSAGE_BYTES})"
+                    ),
+                    KafkaError::AdminOp(code),
+                ));
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !exists()? {
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Topic(format!("created partials topic '{topic}', but it is still missing")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
