@@ -150,8 +150,14 @@ proptest! {
         changed[at] ^= flip.max(1);
         if let Ok(decoded) = WindowState::decode(&changed) {
             // A flip in a count or a hash can still decode; it must then
-            // decode to what the bytes say, not to the original.
-            prop_assert_eq!(decoded.encode(), changed);
+            // decode to what the bytes say, not to the original. A version
+            // byte flipped to 1 reads the rest as version 1, which encodes
+            // some states (those without stages) in the same bytes.
+            if at == 4 && changed[4] == 1 {
+                prop_assert_eq!(decoded.encode(), bytes);
+            } else {
+                prop_assert_eq!(decoded.encode(), changed);
+            }
         }
     }
 }
