@@ -50,8 +50,10 @@ use crate::window::partials::{Carries, Partials, Status, ship_states};
 /// What a worker did, for its summary.
 #[derive(Debug, Clone, Default)]
 pub struct WorkerSummary {
-    /// Every partition the group assigned this worker during the run.
+    /// The partitions the group assigns this worker at the end of the run.
     pub partitions: BTreeSet<u32>,
+    /// Partitions taken away from this worker by a rebalance during the run.
+    pub moved_away: u64,
     /// Frames read, bytes and rejects.
     pub input: InputCounters,
     /// The partitions' engines' counters, summed.
@@ -69,8 +71,9 @@ impl WorkerSummary {
     pub fn to_json(&self) -> String {
         let partitions: Vec<String> = self.partitions.iter().map(u32::to_string).collect();
         format!(
-            r#"{{"role":"worker","partitions":[{}],"frames":{},"bytes":{},"rejected":{},"counted":{},"late":{},"too_late":{},"quarantined":{},"partials_messages":{},"partials_bytes":{},"elapsed_secs":{:.3}}}"#,
+            r#"{{"role":"worker","partitions":[{}],"moved_away":{},"frames":{},"bytes":{},"rejected":{},"counted":{},"late":{},"too_late":{},"quarantined":{},"partials_messages":{},"partials_bytes":{},"elapsed_secs":{:.3}}}"#,
             partitions.join(","),
+            self.moved_away,
             self.input.frames,
             self.input.bytes,
             self.input.rejected_total(),
@@ -90,9 +93,10 @@ impl std::fmt::Display for WorkerSummary {
         let partitions: Vec<String> = self.partitions.iter().map(u32::to_string).collect();
         write!(
             f,
-            "kuniq worker: partitions [{}]: {} frames, counted {}, rejected {}, late {}, too late {}, quarantined {}; \
-             {} partials messages ({:.1} MB) in {:.2} s",
+            "kuniq worker: partitions [{}] ({} moved away): {} frames, counted {}, rejected {}, late {}, too late {}, \
+             quarantined {}; {} partials messages ({:.1} MB) in {:.2} s",
             partitions.join(","),
+            self.moved_away,
             self.input.frames,
             self.engine.counted,
             self.input.rejected_total(),
@@ -293,8 +297,9 @@ impl WithParser for Loop<'_> {
         let flushed = w.output.flush();
         result?;
         flushed?;
-        for part in w.owned.values() {
+        for (&p, part) in &w.owned {
             add_stats(&mut w.summary.engine, part.engine.stats());
+            w.summary.partitions.insert(p as u32);
         }
         w.summary.elapsed = started.elapsed();
         Ok(w.summary)
@@ -318,11 +323,11 @@ impl Worker<'_> {
         for p in revoked {
             if let Some(part) = self.owned.remove(&p) {
                 add_stats(&mut self.summary.engine, part.engine.stats());
+                self.summary.moved_away += 1;
                 tracing::info!(partition = p, "partition {p} of '{}' moved to another worker", self.kafka.topic);
             }
         }
         for p in assigned {
-            self.summary.partitions.insert(p as u32);
             self.owned.entry(p).or_insert_with(|| Partition {
                 engine: Engine::shipping(self.plan.engine.clone()),
                 cut_from: 0,

@@ -1,0 +1,337 @@
+//! Scale-out on Apache Kafka: workers (`kuniq count --partials-topic`) in a
+//! consumer group and `kuniq merge`, as separate processes on a 6-partition
+//! topic. The merged records must be exactly those of one `kuniq count`
+//! over the whole topic, with each worker counting only its share, and a
+//! worker or the merge killed with `kill -9` and replaced must neither lose
+//! a record nor send two different records for one (window, revision).
+//!
+//! Each test has its own topics and groups on the binary's broker.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::TestBroker;
+use common::apache_kafka::{ApacheKafka, unique};
+use common::kafka::{kuniq, topic_records};
+use common::oracle::count_per_minute;
+
+const KUNIQ: &str = env!("CARGO_BIN_EXE_kuniq");
+const WINDOWS: &str = "minute,hour";
+
+/// A running kuniq process with its stderr read on a thread.
+struct Process {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Process {
+    fn spawn(args: &[&str]) -> Process {
+        let mut child = Command::new(KUNIQ)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running kuniq");
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Process { child, lines, seen: Vec::new() }
+    }
+
+    /// Every stderr line so far.
+    fn stderr(&mut self) -> &[String] {
+        self.seen.extend(self.lines.try_iter());
+        &self.seen
+    }
+
+    /// The partitions the group assigns this worker now, from its log.
+    fn partitions(&mut self) -> BTreeSet<u32> {
+        let mut owned = BTreeSet::new();
+        for line in self.stderr() {
+            if let Some(p) = partition_in(line, "counting partition ") {
+                owned.insert(p);
+            } else if let Some(p) = partition_in(line, "partition ").filter(|_| line.contains("moved to another")) {
+                owned.remove(&p);
+            }
+        }
+        owned
+    }
+
+    fn kill_9(mut self) {
+        assert!(Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status().unwrap().success());
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, a clean exit, and the JSON summary on its last line, with
+    /// everything it printed.
+    fn stop_with_log(mut self) -> (serde_json::Value, String) {
+        assert!(Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap().success());
+        let status = self.child.wait().unwrap();
+        self.seen.extend(self.lines.iter());
+        let text = self.seen.join("\n");
+        assert!(status.success() && !text.contains("panicked"), "kuniq exited with {status}:\n{text}");
+        let summary =
+            serde_json::from_str(self.seen.last().expect("a summary")).unwrap_or_else(|e| panic!("{e}: {text}"));
+        (summary, text)
+    }
+
+    /// SIGTERM, a clean exit, and the JSON summary on its last line.
+    fn stop(mut self) -> serde_json::Value {
+        assert!(Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap().success());
+        let status = self.child.wait().unwrap();
+        self.seen.extend(self.lines.iter());
+        let text = self.seen.join("\n");
+        assert!(status.success() && !text.contains("panicked"), "kuniq exited with {status}:\n{text}");
+        serde_json::from_str(self.seen.last().expect("a summary")).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    /// Waits (up to `limit`) for a clean exit; returns stdout.
+    fn wait(mut self, limit: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.seen.extend(self.lines.iter());
+                let text = self.seen.join("\n");
+                assert!(status.success() && !text.contains("panicked"), "kuniq exited with {status}:\n{text}");
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(&mut self.child.stdout.take().unwrap(), &mut out).unwrap();
+                return out;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("kuniq did not finish within {limit:?}:\n{}", self.stderr().join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn partition_in(line: &str, before: &str) -> Option<u32> {
+    let rest = &line[line.find(before)? + before.len()..];
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+fn worker(broker: &ApacheKafka, topic: &str, group: &str, partials: &str) -> Process {
+    Process::spawn(&[
+        "count",
+        "-b",
+        broker.addr(),
+        "-t",
+        topic,
+        "-G",
+        group,
+        "--partials-topic",
+        partials,
+        "--windows",
+        WINDOWS,
+        "--idle-timeout",
+        "15s",
+        "--commit-interval",
+        "500ms",
+        "--summary",
+        "json",
+        // A dead worker's partitions move after 6 s, not librdkafka's 45.
+        "-X",
+        "session.timeout.ms=6000",
+        "-X",
+        "heartbeat.interval.ms=500",
+    ])
+}
+
+/// Waits until the group has given each live worker its share of the six
+/// partitions (two each for three workers) and kept it for 3 s (a
+/// cooperative rebalance takes more than one round).
+fn wait_for_shares(workers: &mut [&mut Process], each: usize) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut settled: Option<(Vec<BTreeSet<u32>>, Instant)> = None;
+    loop {
+        let shares: Vec<BTreeSet<u32>> = workers.iter_mut().map(|w| w.partitions()).collect();
+        let all: BTreeSet<u32> = shares.iter().flatten().copied().collect();
+        if shares.iter().all(|s| s.len() == each) && all.len() == 6 {
+            match &settled {
+                Some((before, since)) if *before == shares => {
+                    if since.elapsed() >= Duration::from_secs(3) {
+                        return;
+                    }
+                }
+                _ => settled = Some((shares.clone(), Instant::now())),
+            }
+        } else {
+            settled = None;
+        }
+        assert!(Instant::now() < deadline, "the group never settled: {shares:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn produce(broker: &ApacheKafka, topic: &str, path: &Path) {
+    kuniq(&["produce", "-b", broker.addr(), "-t", topic, "-i", path.to_str().unwrap(), "--progress", "never"]);
+}
+
+/// The records one `kuniq count -e` over the whole topic emits.
+fn single_process(broker: &ApacheKafka, topic: &str) -> Vec<String> {
+    let group = unique("single");
+    let args = ["count", "-b", broker.addr(), "-t", topic, "-G", &group, "--offset", "beginning", "-e"];
+    let out = kuniq(&[&args[..], &["--windows", WINDOWS, "--progress", "never", "--summary", "none"]].concat());
+    sorted_lines(&out.stdout)
+}
+
+fn sorted_lines(bytes: &[u8]) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(bytes).lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+fn merge(broker: &ApacheKafka, partials: &str, output: Option<&str>) -> Process {
+    let mut args = vec!["merge", "-b", broker.addr(), "--partials-topic", partials, "-e", "--windows", WINDOWS];
+    if let Some(output) = output {
+        args.extend(["-o", output]);
+    }
+    Process::spawn(&args)
+}
+
+/// The last revision of every minute record: start -> unique users.
+fn last_minutes(lines: &[String]) -> BTreeMap<u64, (u64, u64)> {
+    let mut last: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["window"] == "minute" {
+            let (start, revision) = (v["start"].as_u64().unwrap(), v["revision"].as_u64().unwrap());
+            let users = v["unique_users"].as_u64().unwrap();
+            let entry = last.entry(start).or_insert((revision, users));
+            if revision >= entry.0 {
+                *entry = (revision, users);
+            }
+        }
+    }
+    last
+}
+
+fn oracle_minutes(path: &Path) -> BTreeMap<u64, (u64, u64)> {
+    let bytes = std::fs::read(path).unwrap();
+    count_per_minute(bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()))
+        .into_iter()
+        .map(|(minute, (users, _))| (minute, (0, users as u64)))
+        .collect()
+}
+
+#[test]
+fn merged_records_equal_one_process_and_each_worker_counts_its_share() {
+    let broker = ApacheKafka::shared();
+    let (topic, group, partials) = (unique("so-in"), unique("so-workers"), unique("so-partials"));
+    broker.create_topic(&topic, 6);
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::cli::generate(
+        &dir,
+        "frames.jsonl",
+        &["-c", "30000", "-r", "100", "-n", "2500", "-d", "20", "-p", "10"],
+    );
+    let (mut a, mut b, mut c) = (
+        worker(broker, &topic, &group, &partials),
+        worker(broker, &topic, &group, &partials),
+        worker(broker, &topic, &group, &partials),
+    );
+    wait_for_shares(&mut [&mut a, &mut b, &mut c], 2);
+    produce(broker, &topic, &path);
+
+    let merged = sorted_lines(&merge(broker, &partials, None).wait(Duration::from_secs(120)));
+    let single = single_process(broker, &topic);
+    assert!(single.len() > 20, "the input spans several minutes: {single:?}");
+    assert_eq!(merged, single, "the merge emits exactly the records of one kuniq count over the topic");
+    let expected = oracle_minutes(&path);
+    let got: BTreeMap<u64, u64> = last_minutes(&merged).into_iter().map(|(m, (_, u))| (m, u)).collect();
+    assert_eq!(got, expected.into_iter().map(|(m, (_, u))| (m, u)).collect::<BTreeMap<_, _>>());
+
+    let stopped = [a.stop_with_log(), b.stop_with_log(), c.stop_with_log()];
+    let logs: Vec<&str> = stopped.iter().map(|(_, log)| log.as_str()).collect();
+    let summaries: Vec<&serde_json::Value> = stopped.iter().map(|(s, _)| s).collect();
+    let frames: Vec<u64> = summaries.iter().map(|s| s["frames"].as_u64().unwrap()).collect();
+    assert_eq!(frames.iter().sum::<u64>(), 30_000, "every frame read once:\n{}", logs.join("\n---\n"));
+    for s in &summaries {
+        assert_eq!(s["partitions"].as_array().unwrap().len(), 2, "two partitions each: {s}");
+        let share = s["frames"].as_u64().unwrap();
+        assert!((8_000..=12_000).contains(&share), "about a third of the frames each: {s}");
+        assert_eq!(s["counted"], s["frames"], "{s}");
+    }
+}
+
+#[test]
+fn kill_9_of_a_worker_and_of_the_merge_lose_and_change_no_record() {
+    let broker = ApacheKafka::shared();
+    let (topic, group, partials, output) =
+        (unique("sok-in"), unique("sok-workers"), unique("sok-partials"), unique("sok-out"));
+    broker.create_topic(&topic, 6);
+    broker.create_topic(&output, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::cli::generate(
+        &dir,
+        "frames.jsonl",
+        &["-c", "30000", "-r", "100", "-n", "2500", "-d", "20", "-p", "10"],
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let chunks: Vec<std::path::PathBuf> = lines
+        .chunks(lines.len().div_ceil(3))
+        .enumerate()
+        .map(|(i, chunk)| {
+            let p = dir.path().join(format!("chunk-{i}.jsonl"));
+            std::fs::write(&p, chunk.join("\n") + "\n").unwrap();
+            p
+        })
+        .collect();
+    let (mut a, mut b, mut c) = (
+        worker(broker, &topic, &group, &partials),
+        worker(broker, &topic, &group, &partials),
+        worker(broker, &topic, &group, &partials),
+    );
+    wait_for_shares(&mut [&mut a, &mut b, &mut c], 2);
+    let first_merge = merge(broker, &partials, Some(&output));
+    produce(broker, &topic, &chunks[0]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while topic_records(broker.addr(), &output, false).is_empty() {
+        assert!(Instant::now() < deadline, "the merge emitted nothing from the first third");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A worker dies mid-run; another takes its place (and its partitions,
+    // read again from their start).
+    a.kill_9();
+    let mut d = worker(broker, &topic, &group, &partials);
+    produce(broker, &topic, &chunks[1]);
+    // The merge dies too, and a new one reads the partials from their start.
+    first_merge.kill_9();
+    let second_merge = merge(broker, &partials, Some(&output));
+    // A fourth live worker joins: partitions move again.
+    let mut e = worker(broker, &topic, &group, &partials);
+    produce(broker, &topic, &chunks[2]);
+    second_merge.wait(Duration::from_secs(180));
+
+    let mut by_revision: BTreeMap<(String, u64), String> = BTreeMap::new();
+    for (key, value) in topic_records(broker.addr(), &output, false) {
+        let v: serde_json::Value = serde_json::from_str(&value).unwrap();
+        let revision = v["revision"].as_u64().unwrap();
+        if let Some(before) = by_revision.insert((key.clone(), revision), value.clone()) {
+            assert_eq!(before, value, "two different records for {key} revision {revision}");
+        }
+    }
+    let distinct: Vec<String> = by_revision.into_values().collect();
+    assert_eq!(sorted_lines(distinct.join("\n").as_bytes()), single_process(broker, &topic));
+    let moved: BTreeSet<u32> = d.partitions().union(&e.partitions()).copied().collect();
+    assert!(!moved.is_empty(), "the new workers took partitions over");
+    for w in [b, c, d, e] {
+        w.stop();
+    }
+}
