@@ -123,8 +123,13 @@ fn variables(text: &str) -> BTreeSet<String> {
 /// The flags `kuniq count --help` lists (`-b`, `--brokers`, ...) and the
 /// environment variables it reads (`[env: KUNIQ_BROKERS=]`).
 fn count_help() -> (BTreeSet<String>, BTreeSet<String>) {
-    let output = Command::new(KUNIQ).args(["count", "--help"]).output().expect("running kuniq count --help");
-    assert!(output.status.success(), "kuniq count --help: {:?}", output.status);
+    help_of("count")
+}
+
+/// [`count_help`] for any subcommand.
+fn help_of(command: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let output = Command::new(KUNIQ).args([command, "--help"]).output().expect("running kuniq --help");
+    assert!(output.status.success(), "kuniq {command} --help: {:?}", output.status);
     let help = String::from_utf8(output.stdout).expect("help is UTF-8");
     let mut flags = BTreeSet::new();
     let mut env = BTreeSet::new();
@@ -384,4 +389,46 @@ fn systemd_analyze_verify_accepts_the_unit() {
     // are not ours to judge.
     let ours: Vec<&str> = said.lines().filter(|l| l.contains("kuniq.service")).collect();
     assert!(ours.is_empty() && output.status.success(), "systemd-analyze verify {}:\n{said}", file.display());
+}
+
+/// The scale-out units: each runs its stage with flags that stage has,
+/// reads the secrets from the loaded credential, and finds every variable
+/// it uses in the scale-out environment example; the window flags reach
+/// both stages alike.
+#[test]
+fn scale_out_units_pass_only_flags_their_stage_has() {
+    const SCALE_ENV: &str = "contrib/kuniq-scale.env.example";
+    let defined: BTreeSet<String> = env_assignments(&read(SCALE_ENV)).into_iter().map(|(n, _, _)| n).collect();
+    for (file, command, needed) in [
+        ("contrib/kuniq-worker.service", "count", &["-b", "-t", "-G", "--partials-topic", "-F"][..]),
+        ("contrib/kuniq-merge.service", "merge", &["-b", "--partials-topic", "-o", "-F"][..]),
+    ] {
+        let (flags, _) = help_of(command);
+        let text = read(file);
+        let unit = unit_settings(&text);
+        let exec = required(&unit, "Service", "ExecStart");
+        let words: Vec<&str> = exec.split_whitespace().collect();
+        assert_eq!(words[..2], ["/usr/local/bin/kuniq", command], "{file}");
+        let used = flags_in(&words);
+        for flag in needed {
+            assert!(used.iter().any(|f| f == flag), "{file}: ExecStart should pass {flag}");
+        }
+        let unknown: Vec<&String> = used.iter().filter(|f| !flags.contains(*f)).collect();
+        assert!(unknown.is_empty(), "{file}: flags not in `kuniq {command} --help`: {unknown:?}");
+        assert!(exec.contains("$KUNIQ_WINDOW_ARGS"), "{file}: both stages take the same window flags");
+        assert_eq!(required(&unit, "Service", "EnvironmentFile"), "/etc/kuniq/kuniq-scale.env");
+        let missing: Vec<String> =
+            variables(&text).into_iter().filter(|v| !defined.contains(v) && v != SYSTEMD_CREDENTIALS).collect();
+        assert!(missing.is_empty(), "{file}: variables {SCALE_ENV} does not define: {missing:?}");
+    }
+    for (name, value, _) in env_assignments(&read(SCALE_ENV)) {
+        if name == "KUNIQ_WINDOW_ARGS" {
+            let words: Vec<&str> = value.split_whitespace().collect();
+            for command in ["count", "merge"] {
+                let (flags, _) = help_of(command);
+                let unknown: Vec<String> = flags_in(&words).into_iter().filter(|f| !flags.contains(f)).collect();
+                assert!(unknown.is_empty(), "{SCALE_ENV}: {value}: not flags of kuniq {command}: {unknown:?}");
+            }
+        }
+    }
 }
