@@ -202,6 +202,11 @@ impl WithParser for Loop<'_> {
                 ("auto.offset.reset", "earliest"),
                 ("partition.assignment.strategy", "cooperative-sticky"),
                 ("fetch.wait.max.ms", kafka::DEFAULT_FETCH_WAIT_MAX_MS),
+                // As kuniq count: a full prefetch queue must not stop a
+                // partition's fetches for a second (README "librdkafka
+                // settings").
+                ("fetch.queue.backoff.ms", kafka::DEFAULT_FETCH_QUEUE_BACKOFF_MS),
+                ("queued.max.messages.kbytes", kafka::DEFAULT_QUEUED_MAX_KBYTES),
             ],
             &kafka::properties_for(&kafka.properties, true),
         )?;
