@@ -37,7 +37,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::engine::{Engine, Shipped, Slot};
+use super::engine::{Checkpoint, Engine, EngineConfig, Shipped, Slot, StreamState};
 use super::state::{Part, Stage, StateError, WindowState};
 use super::{Secs, WindowKind};
 use crate::count::MixedEstimators;
@@ -293,6 +293,115 @@ impl Input {
     }
 }
 
+/// First bytes of an encoded [`PartitionCheckpoint`].
+pub const CHECKPOINT_MAGIC: &[u8; 4] = b"KUWC";
+
+/// What a worker saves of one partition, so that the next owner of the
+/// partition (after a rebalance or a crash) resumes it instead of reading
+/// it from its start. Resumed there, the partition's engine cuts the same
+/// messages as the one that saved it: re-read frames go into windows
+/// whose slots the merge already has (skipped), later ones as before.
+///
+/// Encoding (version 1), little-endian: magic `KUWC`, u8 version 1, u64
+/// position, u64 cut_from, the stream state (u64 resume offset, u8 has +
+/// i64 max ts, u8 has + i64 final before, u64 read to), u32 n and n ×
+/// (u32 len, an encoded [`WindowState`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionCheckpoint {
+    /// The next offset the saving worker would have read.
+    pub position: u64,
+    /// The first offset of the next slots message.
+    pub cut_from: u64,
+    /// Where to read again, and the clock there
+    /// ([`Engine::stream_state`] with saved windows).
+    pub stream: StreamState,
+    /// The open windows longer than a minute ([`Engine::saved_windows`]).
+    pub windows: Vec<WindowState>,
+}
+
+impl PartitionCheckpoint {
+    /// The state of `engine` (a shipping engine) having read up to
+    /// `position`; `None` before its first frame.
+    pub fn of(engine: &Engine, position: u64, cut_from: u64) -> Option<PartitionCheckpoint> {
+        let stream = engine.stream_state(0, position, true)?;
+        Some(PartitionCheckpoint { position, cut_from, stream, windows: engine.saved_windows(&[(0, position)]) })
+    }
+
+    /// A shipping engine resumed from this checkpoint; read the partition
+    /// from `self.stream.resume.offset` into it.
+    pub fn resume(&self, cfg: EngineConfig) -> Result<Engine, MixedEstimators> {
+        let mut engine = Engine::shipping(cfg);
+        engine.resume_stream(0, self.stream);
+        engine.resume_saved_windows(&self.windows)?;
+        Ok(engine)
+    }
+
+    /// The checkpoint's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(CHECKPOINT_MAGIC);
+        out.push(1);
+        out.extend_from_slice(&self.position.to_le_bytes());
+        out.extend_from_slice(&self.cut_from.to_le_bytes());
+        out.extend_from_slice(&self.stream.resume.offset.to_le_bytes());
+        for value in [self.stream.resume.max_ts, self.stream.final_before] {
+            match value {
+                Some(v) => {
+                    out.push(1);
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                None => out.push(0),
+            }
+        }
+        out.extend_from_slice(&self.stream.read_to.to_le_bytes());
+        out.extend_from_slice(&(self.windows.len() as u32).to_le_bytes());
+        for w in &self.windows {
+            let bytes = w.encode();
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        out
+    }
+
+    /// A checkpoint from its bytes; damaged bytes give an error.
+    pub fn decode(bytes: &[u8]) -> Result<PartitionCheckpoint, StateError> {
+        let mut r = Reader(bytes);
+        if r.take(4)? != &CHECKPOINT_MAGIC[..] {
+            return Err(StateError::NotAState);
+        }
+        let version = r.u8()?;
+        if version != 1 {
+            return Err(StateError::Version(version));
+        }
+        let position = r.u64()?;
+        let cut_from = r.u64()?;
+        let offset = r.u64()?;
+        let mut optional = || -> Result<Option<Secs>, StateError> {
+            match r.u8()? {
+                0 => Ok(None),
+                1 => Ok(Some(r.u64()? as Secs)),
+                _ => Err(StateError::Damaged("bad flag")),
+            }
+        };
+        let (max_ts, final_before) = (optional()?, optional()?);
+        let read_to = r.u64()?;
+        let n = r.u32()?;
+        if n as usize > r.0.len() / 4 {
+            return Err(StateError::Damaged("a count larger than the bytes left"));
+        }
+        let mut windows = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let len = r.u32()? as usize;
+            windows.push(WindowState::decode(r.take(len)?)?);
+        }
+        if !r.0.is_empty() {
+            return Err(StateError::Damaged("bytes after the end"));
+        }
+        let stream = StreamState { resume: Checkpoint { offset, max_ts }, final_before, read_to };
+        Ok(PartitionCheckpoint { position, cut_from, stream, windows })
+    }
+}
+
 /// Groups `shipped` slots by window into states of one part covering
 /// `partition` below `to` (slots of the same window and kind united).
 pub fn ship_states(shipped: Vec<Shipped>, partition: u32, to: u64) -> Result<Vec<WindowState>, StateError> {
@@ -415,5 +524,25 @@ mod tests {
             assert!(Partials::decode(&other.encode()).is_err(), "windows of partition 3 in a message of 4");
             assert!(matches!(Users::Exact(Default::default()).empty_like(), Users::Exact(_)));
         }
+    }
+
+    #[test]
+    fn partition_checkpoints_survive_encoding_and_damage_is_refused() {
+        use crate::window::clock::Event;
+        let cfg = EngineConfig { kinds: vec![WindowKind::Minute, WindowKind::Hour], ..EngineConfig::default() };
+        let mut engine = Engine::shipping(cfg.clone());
+        assert_eq!(PartitionCheckpoint::of(&engine, 0, 0), None, "nothing to save before the first frame");
+        for i in 0..200u64 {
+            engine.observe(0, Event { ts: 1_468_244_400 + i as Secs / 3, hash: i % 37, offset: i, coupon: None });
+        }
+        let checkpoint = PartitionCheckpoint::of(&engine, 200, 180).unwrap();
+        assert!(!checkpoint.windows.is_empty(), "the open hour is saved");
+        assert!(checkpoint.stream.resume.offset < 200, "open minutes are read again");
+        let bytes = checkpoint.encode();
+        assert_eq!(PartitionCheckpoint::decode(&bytes).unwrap(), checkpoint);
+        for cut in 0..bytes.len() {
+            assert!(PartitionCheckpoint::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(checkpoint.resume(cfg).is_ok());
     }
 }

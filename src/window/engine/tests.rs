@@ -865,6 +865,15 @@ impl TestWorker {
         TestWorker { engine: Engine::shipping(cfg.clone()), next: 0, cut_from: 0 }
     }
 
+    /// A worker resumed from a saved checkpoint (through its bytes); feed
+    /// it from the returned offset.
+    fn resumed(cfg: &EngineConfig, saved: &[u8]) -> (TestWorker, usize) {
+        let checkpoint = crate::window::partials::PartitionCheckpoint::decode(saved).unwrap();
+        let engine = checkpoint.resume(cfg.clone()).unwrap();
+        let from = checkpoint.stream.resume.offset as usize;
+        (TestWorker { engine, next: from, cut_from: checkpoint.cut_from.min(from as u64) }, from)
+    }
+
     /// Feeds `events` frame by frame, cutting a slots message at each frame
     /// that completes slots, then a progress message.
     fn feed(&mut self, s: usize, events: &[Event], out: &mut Vec<crate::window::partials::Partials>) {
@@ -917,9 +926,10 @@ impl TestWorker {
 /// does), the streams interleaved by `order`, each worker fed in batches of
 /// `batch`. Before the frames at the positions in `snapshots` the stream's
 /// worker sends a snapshot of what it read (as when idle); at the positions
-/// in `crashes` it is replaced by a new worker that reads the stream again
-/// from its start (as after a rebalance or a crash). Returns the merge's
-/// records.
+/// in `crashes` it is replaced by a new worker that resumes from the
+/// worker's last checkpoint (taken before the frames at the positions in
+/// `saves`) or, with none, reads the stream again from its start (as after
+/// a rebalance or a crash). Returns the merge's records.
 fn run_shipped(
     cfg: &EngineConfig,
     streams: &[Vec<(Secs, u64)>],
@@ -927,6 +937,7 @@ fn run_shipped(
     batch: usize,
     snapshots: &[usize],
     crashes: &[usize],
+    saves: &[usize],
 ) -> Vec<Emission> {
     use crate::window::partials::{Carries, Input};
     let mut workers: Vec<TestWorker> = streams.iter().map(|_| TestWorker::new(cfg)).collect();
@@ -934,6 +945,7 @@ fn run_shipped(
     let mut inputs = vec![Input::default(); streams.len()];
     let mut pending: Vec<Vec<Event>> = vec![Vec::new(); streams.len()];
     let mut read = vec![0usize; streams.len()];
+    let mut saved: Vec<Option<Vec<u8>>> = vec![None; streams.len()];
     let mut out = Vec::new();
     let mut messages = Vec::new();
     let mut deliver = |s: usize, messages: &mut Vec<_>, merge: &mut Engine, out: &mut Vec<Emission>| {
@@ -946,6 +958,13 @@ fn run_shipped(
         range.map(|i| event(cfg, streams[s][i].0, streams[s][i].1, i as u64)).collect()
     };
     for (i, &s) in order.iter().enumerate() {
+        if saves.contains(&i) {
+            workers[s].feed(s, &std::mem::take(&mut pending[s]), &mut messages);
+            deliver(s, &mut messages, &mut merge, &mut out);
+            let w = &workers[s];
+            saved[s] = crate::window::partials::PartitionCheckpoint::of(&w.engine, read[s] as u64, w.cut_from)
+                .map(|c| c.encode());
+        }
         if snapshots.contains(&i) || crashes.contains(&i) {
             workers[s].feed(s, &std::mem::take(&mut pending[s]), &mut messages);
             messages.push(workers[s].message(s, Carries::Snapshot, false));
@@ -953,9 +972,14 @@ fn run_shipped(
         }
         if crashes.contains(&i) {
             // What the crashed worker had not sent is lost; the new one
-            // reads everything again, in its own batches.
-            workers[s] = TestWorker::new(cfg);
-            for chunk in events(s, 0..read[s]).chunks(batch.max(7) / 2 + 1) {
+            // resumes from the last checkpoint, or reads everything again,
+            // in its own batches.
+            let from;
+            (workers[s], from) = match &saved[s] {
+                Some(bytes) => TestWorker::resumed(cfg, bytes),
+                None => (TestWorker::new(cfg), 0),
+            };
+            for chunk in events(s, from..read[s]).chunks(batch.max(7) / 2 + 1) {
                 workers[s].feed(s, chunk, &mut messages);
             }
             deliver(s, &mut messages, &mut merge, &mut out);
@@ -986,7 +1010,8 @@ proptest! {
     /// merged, emit exactly the records of one engine reading every
     /// stream, for every kind, estimator and early interval, whatever the
     /// interleaving, the workers' batches, their snapshots (idle) and
-    /// workers replaced by others that read their stream again.
+    /// workers replaced by others that resume from a saved checkpoint or
+    /// read their stream again.
     #[test]
     fn shipped_slots_merge_into_the_records_of_one_engine(
         lens in prop::collection::vec(1usize..700, 1..5),
@@ -1000,6 +1025,7 @@ proptest! {
         emit_sketch in any::<bool>(),
         snapshots in prop::collection::vec(0usize..2800, 0..6),
         crashes in prop::collection::vec(0usize..2800, 0..3),
+        saves in prop::collection::vec(0usize..2800, 0..4),
     ) {
         let mut cfg = config(5, allowed, 5, vec![WindowKind::Minute, WindowKind::Hour, WindowKind::Day]);
         cfg.early_interval_secs = early;
@@ -1011,7 +1037,7 @@ proptest! {
         let mut shuffled = sequential.clone();
         shuffle(&mut shuffled, shuffle_seed);
         let (single, _) = run(&cfg, &streams, &sequential, batch_a);
-        let merged = run_shipped(&cfg, &streams, &shuffled, batch_b, &snapshots, &crashes);
+        let merged = run_shipped(&cfg, &streams, &shuffled, batch_b, &snapshots, &crashes, &saves);
         prop_assert_eq!(sorted(single), sorted(merged));
     }
 }
