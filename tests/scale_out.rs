@@ -76,10 +76,14 @@ impl Process {
         self.child.wait().unwrap();
     }
 
-    /// SIGTERM, a clean exit, and the JSON summary on its last line, with
-    /// everything it printed.
-    fn stop_with_log(mut self) -> (serde_json::Value, String) {
+    /// Sends SIGTERM.
+    fn terminate(&self) {
         assert!(Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap().success());
+    }
+
+    /// After [`Process::terminate`]: a clean exit, and the JSON summary on
+    /// its last line, with everything it printed.
+    fn stopped(mut self) -> (serde_json::Value, String) {
         let status = self.child.wait().unwrap();
         self.seen.extend(self.lines.iter());
         let text = self.seen.join("\n");
@@ -256,7 +260,12 @@ fn merged_records_equal_one_process_and_each_worker_counts_its_share() {
     let got: BTreeMap<u64, u64> = last_minutes(&merged).into_iter().map(|(m, (_, u))| (m, u)).collect();
     assert_eq!(got, expected.into_iter().map(|(m, (_, u))| (m, u)).collect::<BTreeMap<_, _>>());
 
-    let stopped = [a.stop_with_log(), b.stop_with_log(), c.stop_with_log()];
+    // All at once: a worker leaving the group hands its partitions to the
+    // others, which would read them again from their checkpoints.
+    for w in [&a, &b, &c] {
+        w.terminate();
+    }
+    let stopped = [a.stopped(), b.stopped(), c.stopped()];
     let logs: Vec<&str> = stopped.iter().map(|(_, log)| log.as_str()).collect();
     let summaries: Vec<&serde_json::Value> = stopped.iter().map(|(s, _)| s).collect();
     let frames: Vec<u64> = summaries.iter().map(|s| s["frames"].as_u64().unwrap()).collect();
@@ -306,8 +315,27 @@ fn kill_9_of_a_worker_and_of_the_merge_lose_and_change_no_record() {
         assert!(Instant::now() < deadline, "the merge emitted nothing from the first third");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Every partition has a saved checkpoint (the workers save every
+    // --commit-interval).
+    let state_topic = format!("{partials}-state");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = kuniq(&["consume", "-b", broker.addr(), "-t", &state_topic, "-e", "-K"]).stdout;
+        // Values are binary: keep the lines that start with a key.
+        let keys: BTreeSet<String> = out
+            .split(|&b| b == b'\n')
+            .filter(|line| line.starts_with(group.as_bytes()))
+            .filter_map(|line| line.split(|&b| b == b'\t').next())
+            .map(|key| String::from_utf8_lossy(key).into_owned())
+            .collect();
+        if keys.len() == 6 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "checkpoints of six partitions, got {keys:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // A worker dies mid-run; another takes its place (and its partitions,
-    // read again from their start).
+    // resumed from their checkpoints).
     a.kill_9();
     let mut d = worker(broker, &topic, &group, &partials);
     produce(broker, &topic, &chunks[1]);
@@ -331,6 +359,12 @@ fn kill_9_of_a_worker_and_of_the_merge_lose_and_change_no_record() {
     assert_eq!(sorted_lines(distinct.join("\n").as_bytes()), single_process(broker, &topic));
     let moved: BTreeSet<u32> = d.partitions().union(&e.partitions()).copied().collect();
     assert!(!moved.is_empty(), "the new workers took partitions over");
+    let resumed = [&mut d, &mut e]
+        .iter_mut()
+        .flat_map(|w| w.stderr().to_vec())
+        .filter(|l| l.contains("resumed from its saved checkpoint"))
+        .count();
+    assert!(resumed > 0, "a partition that moved resumed from its checkpoint instead of its start");
     for w in [b, c, d, e] {
         w.stop();
     }

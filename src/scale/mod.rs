@@ -20,9 +20,9 @@
 //! What the worker sends for a partition depends only on the partition's
 //! frames in offset order (slots complete at frames, not at wall-clock
 //! moments), so the merge skips, per partition, messages below the offset
-//! it has absorbed: a partition read again by another worker after a
-//! rebalance or a crash sends the same messages again, and nothing counts
-//! twice.
+//! it has absorbed: a partition resumed by another worker from its
+//! checkpoint (or read again from its start) after a rebalance or a crash
+//! sends the same messages again, and nothing counts twice.
 
 pub mod merge;
 pub mod worker;
@@ -50,10 +50,37 @@ pub fn ensure_partials_topic<C: ClientContext>(
     topic: &str,
     partitions: i32,
 ) -> Result<(), Error> {
+    ensure_topic(client, config, topic, partitions, &[("max.message.bytes", MAX_MESSAGE_BYTES)])
+}
+
+/// The topic where workers save their partitions' checkpoints: the
+/// partials topic's name with `-state`.
+pub fn state_topic(partials_topic: &str) -> String {
+    format!("{partials_topic}-state")
+}
+
+/// Creates the workers' state topic (one partition, compacted, messages
+/// up to [`MAX_MESSAGE_BYTES`]) unless `client` sees it.
+pub fn ensure_state_topic<C: ClientContext>(
+    client: &Client<C>,
+    config: &ClientConfig,
+    topic: &str,
+) -> Result<(), Error> {
+    let configs = [("max.message.bytes", MAX_MESSAGE_BYTES), ("cleanup.policy", "compact"), ("segment.ms", "600000")];
+    ensure_topic(client, config, topic, 1, &configs)
+}
+
+fn ensure_topic<C: ClientContext>(
+    client: &Client<C>,
+    config: &ClientConfig,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> Result<(), Error> {
     let exists = || -> Result<bool, Error> {
         let metadata = client
             .fetch_metadata(Some(topic), TIMEOUT)
-            .map_err(|e| Error::client(format!("cannot read metadata of partials topic '{topic}'"), e))?;
+            .map_err(|e| Error::client(format!("cannot read metadata of topic '{topic}'"), e))?;
         Ok(metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
     };
     if exists()? {
@@ -61,18 +88,21 @@ pub fn ensure_partials_topic<C: ClientContext>(
     }
     let admin: AdminClient<DefaultClientContext> =
         config.create().map_err(|e| Error::client("cannot create a Kafka admin client", e))?;
-    let new = NewTopic::new(topic, partitions.max(1), TopicReplication::Fixed(-1))
-        .set("max.message.bytes", MAX_MESSAGE_BYTES);
+    let mut new = NewTopic::new(topic, partitions.max(1), TopicReplication::Fixed(-1));
+    for (key, value) in configs {
+        new = new.set(key, value);
+    }
     let results = block_on(admin.create_topics([&new], &AdminOptions::new().operation_timeout(Some(TIMEOUT))))
-        .map_err(|e| Error::client(format!("cannot create partials topic '{topic}'"), e))?;
+        .map_err(|e| Error::client(format!("cannot create topic '{topic}'"), e))?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((_, code)) => {
                 return Err(Error::client(
                     format!(
-                        "cannot create partials topic '{topic}' (create it yourself, as many partitions as the input \
-                         topic, max.message.bytes={MAX_MESSAGE_BYTES})"
+                        "cannot create topic '{topic}' (create it yourself: {} partitions, {})",
+                        partitions.max(1),
+                        configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
                     ),
                     KafkaError::AdminOp(code),
                 ));
@@ -82,7 +112,7 @@ pub fn ensure_partials_topic<C: ClientContext>(
     let deadline = std::time::Instant::now() + TIMEOUT;
     while !exists()? {
         if std::time::Instant::now() >= deadline {
-            return Err(Error::Topic(format!("created partials topic '{topic}', but it is still missing")));
+            return Err(Error::Topic(format!("created topic '{topic}', but it is still missing")));
         }
         std::thread::sleep(Duration::from_millis(20));
     }

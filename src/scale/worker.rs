@@ -20,19 +20,23 @@
 //!   engine completes every window (as at the end of input), ships it,
 //!   reports the partition ended, and the worker exits.
 //!
-//! A worker keeps no saved state yet: a partition it is assigned is read
-//! from its earliest retained offset, and no offsets are committed. The
-//! merge skips what it already has, so a partition that moves to another
-//! worker costs a re-read, never a wrong count.
+//! Every `--commit-interval`, once every message sent is acknowledged, the
+//! worker saves a [`PartitionCheckpoint`] of each partition to the state
+//! topic (`PARTIALS-state`, keyed `GROUP/TOPIC/PARTITION`). A partition the
+//! group assigns is resumed from its newest checkpoint (read again from its
+//! resume offset; the merge skips the messages it already has), or, with
+//! none, read from its earliest retained offset. No offsets are committed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
+use rdkafka::topic_partition_list::Offset;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::frame::FrameParser;
@@ -44,8 +48,8 @@ use crate::source::kafka::KafkaPlan;
 use crate::source::kafka::state::config_text;
 use crate::stats::InputCounters;
 use crate::window::clock::Event;
-use crate::window::engine::{Engine, EngineStats};
-use crate::window::partials::{Carries, Partials, Status, ship_states};
+use crate::window::engine::{Engine, EngineConfig, EngineStats};
+use crate::window::partials::{Carries, Partials, PartitionCheckpoint, Status, ship_states};
 
 /// What a worker did, for its summary.
 #[derive(Debug, Clone, Default)]
@@ -120,30 +124,115 @@ fn add_stats(into: &mut EngineStats, s: EngineStats) {
 /// Assignment changes the group made, for the poll loop to apply.
 #[derive(Default)]
 struct Changes {
-    assigned: Vec<i32>,
+    /// Newly assigned partitions, each ready to read from where the group
+    /// was told to start it.
+    assigned: Vec<(i32, Partition)>,
     revoked: Vec<i32>,
 }
 
+/// The consumer's context: applies the group's assignments itself, so that
+/// each partition it is given starts where its saved checkpoint says.
 struct GroupContext {
     topic: String,
+    engine: EngineConfig,
+    /// Reads the workers' state topic (a consumer of its own: the group's
+    /// consumer cannot be assigned other partitions).
+    loader: Mutex<BaseConsumer>,
+    state_topic: String,
+    /// Prefix of this group's checkpoint keys (`GROUP/TOPIC/`).
+    key_prefix: String,
     changes: Mutex<Changes>,
 }
 
 impl ClientContext for GroupContext {}
 
 impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
-            let mut changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
-            changes.revoked.extend(partitions_of(list, &self.topic));
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let mut assigned = Vec::new();
+                for p in partitions_of(tpl, &self.topic) {
+                    let (part, start) = self.open(p);
+                    if let Err(e) = tpl.set_partition_offset(&self.topic, p, start) {
+                        tracing::warn!(partition = p, error = %e, "partition {p}: cannot set its start: {e}");
+                    }
+                    assigned.push((p, part));
+                }
+                self.changes.lock().unwrap_or_else(|e| e.into_inner()).assigned.extend(assigned);
+                if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let revoked = partitions_of(tpl, &self.topic);
+                self.changes.lock().unwrap_or_else(|e| e.into_inner()).revoked.extend(revoked);
+                if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() }
+            }
+            other => {
+                tracing::warn!("the consumer group reported a rebalance error: {other:?}");
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "applying the consumer group's assignment: {e}");
         }
     }
+}
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance {
-            let mut changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
-            changes.assigned.extend(partitions_of(list, &self.topic));
+impl GroupContext {
+    /// Partition `p`, resumed from its newest checkpoint, or new and read
+    /// from its earliest offset; and where to start reading it.
+    fn open(&self, p: i32) -> (Partition, Offset) {
+        let key = format!("{}{p}", self.key_prefix);
+        let loaded = {
+            let loader = self.loader.lock().unwrap_or_else(|e| e.into_inner());
+            crate::source::kafka::state::newest_value(&loader, &self.state_topic, &key)
+        };
+        let topic = &self.topic;
+        let checkpoint = match loaded {
+            Ok(Some(bytes)) => match PartitionCheckpoint::decode(&bytes) {
+                Ok(checkpoint) => Some(checkpoint),
+                Err(e) => {
+                    tracing::warn!(
+                        partition = p,
+                        "partition {p}: its saved checkpoint does not decode ({e}); \
+                        reading it from its earliest offset"
+                    );
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(partition = p, error = %e, "partition {p}: cannot read its saved checkpoint ({e}); \
+                    reading it from its earliest offset");
+                None
+            }
+        };
+        if let Some(checkpoint) = checkpoint {
+            match checkpoint.resume(self.engine.clone()) {
+                Ok(engine) => {
+                    let from = checkpoint.stream.resume.offset;
+                    tracing::info!(
+                        partition = p,
+                        offset = from,
+                        "counting partition {p} of '{topic}', resumed from its saved checkpoint (read to {}; \
+                         reading again from offset {from})",
+                        checkpoint.position
+                    );
+                    let part = Partition::new(engine, from, checkpoint.cut_from.min(from), checkpoint.position);
+                    return (part, Offset::Offset(from as i64));
+                }
+                Err(_) => tracing::warn!(
+                    partition = p,
+                    "partition {p}: its saved checkpoint was counted with another --estimator; reading it from its \
+                     earliest offset"
+                ),
+            }
         }
+        tracing::info!(
+            partition = p,
+            "counting partition {p} of '{topic}' from its earliest offset (no saved checkpoint)"
+        );
+        (Partition::new(Engine::shipping(self.engine.clone()), 0, 0, 0), Offset::Beginning)
     }
 }
 
@@ -160,11 +249,28 @@ struct Partition {
     next: u64,
     /// Offsets reported so far (slots or progress).
     reported_to: u64,
+    /// The position of the last checkpoint saved.
+    saved_to: u64,
     /// The status last reported.
     status: Status,
     /// At its end (librdkafka said so and no record came since).
     at_end: bool,
     last_record: Instant,
+}
+
+impl Partition {
+    fn new(engine: Engine, next: u64, cut_from: u64, saved_to: u64) -> Partition {
+        Partition {
+            engine,
+            cut_from,
+            next,
+            reported_to: 0,
+            saved_to,
+            status: Status::Active,
+            at_end: false,
+            last_record: Instant::now(),
+        }
+    }
 }
 
 /// Runs a worker until a stop is asked or, with `-e`, every assigned
@@ -210,11 +316,24 @@ impl WithParser for Loop<'_> {
             ],
             &kafka::properties_for(&kafka.properties, true),
         )?;
-        let context = GroupContext { topic: kafka.topic.clone(), changes: Mutex::default() };
+        let state_topic = super::state_topic(partials_topic);
+        let mut loader_config = config.clone();
+        loader_config.set("group.id", format!("{}-state-reader", kafka.group));
+        let loader: BaseConsumer =
+            loader_config.create().map_err(|e| Error::client("cannot create the Kafka consumer", e))?;
+        let partitions = kafka::partition_count(loader.client(), &config, &kafka.topic, kafka.connect_timeout)?;
+        super::ensure_partials_topic(loader.client(), &config, partials_topic, partitions)?;
+        super::ensure_state_topic(loader.client(), &config, &state_topic)?;
+        let context = GroupContext {
+            topic: kafka.topic.clone(),
+            engine: plan.engine.clone(),
+            loader: Mutex::new(loader),
+            state_topic: state_topic.clone(),
+            key_prefix: format!("{}/{}/", kafka.group, kafka.topic),
+            changes: Mutex::default(),
+        };
         let consumer: BaseConsumer<GroupContext> =
             config.create_with_context(context).map_err(|e| Error::client("cannot create the Kafka consumer", e))?;
-        let partitions = kafka::partition_count(consumer.client(), &config, &kafka.topic, kafka.connect_timeout)?;
-        super::ensure_partials_topic(consumer.client(), &config, partials_topic, partitions)?;
         let producer_config = kafka::client_config(
             &kafka.brokers,
             &[("linger.ms", "5"), ("enable.idempotence", "true"), ("message.max.bytes", super::MAX_MESSAGE_BYTES)],
@@ -234,9 +353,9 @@ impl WithParser for Loop<'_> {
         );
 
         let mut w = Worker {
-            plan,
             kafka,
             partials_topic,
+            state_topic,
             partitions: partitions as u32,
             config: config_text(&plan.engine),
             output,
@@ -286,7 +405,7 @@ impl WithParser for Loop<'_> {
             }
             if now.duration_since(last_progress) >= kafka.commit_interval {
                 last_progress = now;
-                if let Err(e) = w.report_progress() {
+                if let Err(e) = w.report_progress().and_then(|()| w.save_checkpoints()) {
                     result = Err(e);
                     break;
                 }
@@ -297,7 +416,7 @@ impl WithParser for Loop<'_> {
             }
         }
         if result.is_ok() && !kafka.exit_at_end {
-            result = w.report_progress();
+            result = w.report_progress().and_then(|()| w.save_checkpoints());
         }
         let flushed = w.output.flush();
         result?;
@@ -312,9 +431,9 @@ impl WithParser for Loop<'_> {
 }
 
 struct Worker<'a> {
-    plan: &'a CountPlan,
     kafka: &'a KafkaPlan,
     partials_topic: &'a str,
+    state_topic: String,
     partitions: u32,
     config: String,
     output: Arc<Output>,
@@ -332,18 +451,26 @@ impl Worker<'_> {
                 tracing::info!(partition = p, "partition {p} of '{}' moved to another worker", self.kafka.topic);
             }
         }
-        for p in assigned {
-            self.owned.entry(p).or_insert_with(|| Partition {
-                engine: Engine::shipping(self.plan.engine.clone()),
-                cut_from: 0,
-                next: 0,
-                reported_to: 0,
-                status: Status::Active,
-                at_end: false,
-                last_record: Instant::now(),
-            });
-            tracing::info!(partition = p, "counting partition {p} of '{}'", self.kafka.topic);
+        for (p, part) in assigned {
+            self.owned.insert(p, part);
         }
+    }
+
+    /// Saves a checkpoint of every partition read further since its last,
+    /// once every message sent so far is acknowledged (so the merge can
+    /// have everything a worker resumed there would skip).
+    fn save_checkpoints(&mut self) -> Result<(), PipelineError> {
+        if !self.owned.values().any(|part| part.next > part.saved_to) {
+            return Ok(());
+        }
+        self.output.flush()?;
+        for (&p, part) in self.owned.iter_mut().filter(|(_, part)| part.next > part.saved_to) {
+            let Some(checkpoint) = PartitionCheckpoint::of(&part.engine, part.next, part.cut_from) else { continue };
+            let key = format!("{}/{}/{p}", self.kafka.group, self.kafka.topic);
+            self.output.send(&self.state_topic, key.as_bytes(), &checkpoint.encode())?;
+            part.saved_to = part.next;
+        }
+        Ok(())
     }
 
     /// Feeds a partition's parsed frames to its engine, sending a slots

@@ -505,6 +505,26 @@ pub fn load<C: ConsumerContext>(
     Ok(Some((state, refs)))
 }
 
+/// The newest record under exactly `key` in `topic` (partition 0), read
+/// backwards from its end with `consumer` (its assignment is replaced).
+pub fn newest_value<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, Error> {
+    let (low, high) = consumer
+        .fetch_watermarks(topic, 0, TIMEOUT)
+        .map_err(|e| Error::client(format!("cannot read the offsets of state topic '{topic}'"), e))?;
+    let mut found = None;
+    scan_back(consumer, topic, key, (low, high), |_, k, value| {
+        if k == key.as_bytes() {
+            found = Some(value.to_vec());
+        }
+        found.is_some()
+    })?;
+    Ok(found)
+}
+
 impl WindowRefs {
     /// The largest generation of the saved windows named (0 with none).
     pub fn generation(&self) -> u64 {
