@@ -505,6 +505,17 @@ pub struct MergeArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub connect_timeout: String,
 
+    /// Names the merge's checkpoint: a merge restarted with the same group
+    /// goes on from it (a new group starts from the partials' start).
+    #[arg(short = 'G', long, value_name = "GROUP", default_value = "kuniq-merge")]
+    pub group: String,
+
+    /// Time between the merge's checkpoints (its open windows and where it
+    /// is in the partials topic, saved once the records before are
+    /// delivered); a restart emits at most this much again.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub commit_interval: String,
+
     #[command(flatten)]
     pub window: WindowArgs,
 
@@ -528,6 +539,8 @@ impl MergeArgs {
             properties,
             exit_at_end: self.exit_at_end,
             connect_timeout: parse_duration("--connect-timeout", &self.connect_timeout)?,
+            group: self.group.clone(),
+            commit_interval: parse_duration("--commit-interval", &self.commit_interval)?,
             engine: self.window.engine_config()?,
         })
     }

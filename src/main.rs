@@ -217,12 +217,12 @@ fn merge(args: &MergeArgs) -> Result<()> {
     let summary = match &args.output_topic {
         Some(topic) => {
             let output = Output::new(&config, None, None)?;
-            let mut sink = KafkaSink::new(output, topic);
-            kuniq::scale::merge::run(&plan, &mut sink, &STOP)
+            let mut sink = KafkaSink::new(output.clone(), topic);
+            kuniq::scale::merge::run(&plan, &mut sink, Some(&output), &STOP)
         }
         None => {
             let mut sink = LineSink::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()));
-            kuniq::scale::merge::run(&plan, &mut sink, &STOP)
+            kuniq::scale::merge::run(&plan, &mut sink, None, &STOP)
         }
     };
     let summary =

@@ -201,7 +201,18 @@ fn sorted_lines(bytes: &[u8]) -> Vec<String> {
 }
 
 fn merge(broker: &ApacheKafka, partials: &str, output: Option<&str>) -> Process {
-    let mut args = vec!["merge", "-b", broker.addr(), "--partials-topic", partials, "-e", "--windows", WINDOWS];
+    let mut args = vec![
+        "merge",
+        "-b",
+        broker.addr(),
+        "--partials-topic",
+        partials,
+        "-e",
+        "--windows",
+        WINDOWS,
+        "--commit-interval",
+        "500ms",
+    ];
     if let Some(output) = output {
         args.extend(["-o", output]);
     }
@@ -339,12 +350,18 @@ fn kill_9_of_a_worker_and_of_the_merge_lose_and_change_no_record() {
     a.kill_9();
     let mut d = worker(broker, &topic, &group, &partials);
     produce(broker, &topic, &chunks[1]);
-    // The merge dies too, and a new one reads the partials from their start.
+    // The merge dies too, and a new one goes on from its checkpoint.
+    std::thread::sleep(Duration::from_secs(1));
     first_merge.kill_9();
-    let second_merge = merge(broker, &partials, Some(&output));
+    let mut second_merge = merge(broker, &partials, Some(&output));
     // A fourth live worker joins: partitions move again.
     let mut e = worker(broker, &topic, &group, &partials);
     produce(broker, &topic, &chunks[2]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !second_merge.stderr().iter().any(|l| l.contains("resumed from the merge's checkpoint")) {
+        assert!(Instant::now() < deadline, "the merge did not resume: {:?}", second_merge.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     second_merge.wait(Duration::from_secs(180));
 
     let mut by_revision: BTreeMap<(String, u64), String> = BTreeMap::new();

@@ -14,9 +14,12 @@
 //! idle or ended, completing every open window first (as `kuniq count -e`
 //! does at the end of the input).
 //!
-//! The merge keeps no saved state yet: a restarted merge reads the partials
-//! topic again from its start and emits the same records again (at least
-//! once, each repeat identical).
+//! Every `--commit-interval`, once the records emitted so far are
+//! delivered, the merge saves a [`MergeCheckpoint`] (its open windows, what
+//! it knows of each input partition, and where it is in the partials topic)
+//! to the workers' state topic under `merge/GROUP`. A restart (or a standby
+//! started after it) goes on from the newest checkpoint and emits the
+//! records since it again, each repeat identical (at least once).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -29,11 +32,12 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use crate::kafka::{self, Error, Property};
 use crate::pipeline::{PipelineError, emit};
 use crate::sink::Sink;
+use crate::sink::kafka::Output;
 use crate::source::kafka::follow_quiet;
 use crate::source::kafka::state::config_text;
 use crate::window::Secs;
 use crate::window::engine::{Engine, EngineConfig, EngineStats};
-use crate::window::partials::{Applied, Input, Partials, Status};
+use crate::window::partials::{Applied, Input, MergeCheckpoint, Partials, Status};
 
 /// How to merge.
 #[derive(Debug, Clone)]
@@ -48,6 +52,11 @@ pub struct MergePlan {
     pub exit_at_end: bool,
     /// Longest wait for the partials topic and the brokers at start-up.
     pub connect_timeout: Duration,
+    /// Names the merge's checkpoint (`merge/GROUP` on the workers' state
+    /// topic).
+    pub group: String,
+    /// Time between checkpoints.
+    pub commit_interval: Duration,
     /// The window settings the workers count with.
     pub engine: EngineConfig,
 }
@@ -106,8 +115,15 @@ impl std::fmt::Display for MergeSummary {
     }
 }
 
-/// Runs the merge until a stop is asked or, with `-e`, the end.
-pub fn run(plan: &MergePlan, sink: &mut dyn Sink, stop: &AtomicBool) -> Result<MergeSummary, PipelineError> {
+/// Runs the merge until a stop is asked or, with `-e`, the end. `records`
+/// is the output topic's producer when `sink` writes to one: a checkpoint
+/// waits until it has delivered every record before.
+pub fn run(
+    plan: &MergePlan,
+    sink: &mut dyn Sink,
+    records: Option<&Output>,
+    stop: &AtomicBool,
+) -> Result<MergeSummary, PipelineError> {
     let started = Instant::now();
     let config = kafka::client_config(
         &plan.brokers,
@@ -124,17 +140,62 @@ pub fn run(plan: &MergePlan, sink: &mut dyn Sink, stop: &AtomicBool) -> Result<M
     let consumer: BaseConsumer = config.create().map_err(|e| Error::client("cannot create the Kafka consumer", e))?;
     let topic = plan.partials_topic.as_str();
     let partials = wait_for_topic(&consumer, &config, topic, plan.connect_timeout, stop)?;
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..partials {
-        assignment
-            .add_partition_offset(topic, p, Offset::Beginning)
-            .map_err(|e| Error::client(format!("cannot assign partition {p} of '{topic}'"), e))?;
-    }
-    consumer.assign(&assignment).map_err(|e| Error::client(format!("cannot assign '{topic}'"), e))?;
-    let expected = config_text(&plan.engine);
+    let state_topic = super::state_topic(topic);
+    super::ensure_state_topic(consumer.client(), &config, &state_topic)?;
+    let key = format!("merge/{}", plan.group);
+    let saved = match crate::source::kafka::state::newest_value(&consumer, &state_topic, &key)? {
+        Some(bytes) => Some(MergeCheckpoint::decode(&bytes).map_err(|e| Error::SavedState {
+            topic: state_topic.clone(),
+            key: key.clone(),
+            reason: format!("{e}; start the merge with another -G to begin again from the partials' start"),
+        })?),
+        None => None,
+    };
     let mut summary = MergeSummary::default();
     let mut engine: Option<Engine> = None;
     let mut inputs: Vec<Input> = Vec::new();
+    let mut next: Vec<i64> = vec![0; partials as usize];
+    if let Some(saved) = &saved {
+        let (restored, restored_inputs) = saved.restore(plan.engine.clone()).map_err(|_| {
+            Error::Config(format!(
+                "the merge's checkpoint was counted with another estimator than --estimator {}; start the merge \
+                 with another -G to begin again from the partials' start",
+                plan.engine.estimator
+            ))
+        })?;
+        (engine, inputs) = (Some(restored), restored_inputs);
+        summary.input = Some((saved.topic.clone(), saved.partitions));
+        for &(p, offset) in &saved.offsets {
+            if let Some(n) = next.get_mut(p as usize) {
+                *n = offset;
+            }
+        }
+        tracing::info!(
+            group = plan.group,
+            "resumed from the merge's checkpoint ({} open windows; partials read to offsets {:?})",
+            saved.windows.len(),
+            saved.offsets.iter().map(|(_, o)| o).collect::<Vec<_>>()
+        );
+    }
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partials {
+        let start = if next[p as usize] > 0 { Offset::Offset(next[p as usize]) } else { Offset::Beginning };
+        assignment
+            .add_partition_offset(topic, p, start)
+            .map_err(|e| Error::client(format!("cannot assign partition {p} of '{topic}'"), e))?;
+    }
+    consumer.assign(&assignment).map_err(|e| Error::client(format!("cannot assign '{topic}'"), e))?;
+    let state_output = Output::new(
+        &kafka::client_config(
+            &plan.brokers,
+            &[("linger.ms", "5"), ("message.max.bytes", super::MAX_MESSAGE_BYTES)],
+            &kafka::properties_for(&plan.properties, false),
+        )?,
+        None,
+        None,
+    )?;
+    let mut last_save = Instant::now();
+    let expected = config_text(&plan.engine);
     let mut at_end = vec![false; partials as usize];
     let mut quiet_since: Option<(Instant, Secs)> = None;
     let mut last_end_check = started;
@@ -142,6 +203,7 @@ pub fn run(plan: &MergePlan, sink: &mut dyn Sink, stop: &AtomicBool) -> Result<M
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
                 at_end[message.partition() as usize] = false;
+                next[message.partition() as usize] = message.offset() + 1;
                 let bytes = message.payload().unwrap_or_default();
                 let partials = Partials::decode(bytes).map_err(|e| {
                     Error::Topic(format!(
@@ -193,7 +255,22 @@ pub fn run(plan: &MergePlan, sink: &mut dyn Sink, stop: &AtomicBool) -> Result<M
             follow_quiet(engine, all_idle, &mut quiet_since, now);
         }
         emit(engine, sink, now)?;
+        if now.duration_since(last_save) >= plan.commit_interval {
+            last_save = now;
+            // Every record so far delivered first: a restart from this
+            // checkpoint must not need one of them again.
+            sink.flush()?;
+            if let Some(records) = records {
+                records.flush()?;
+            }
+            let (input_topic, _) = summary.input.clone().unwrap_or_default();
+            let offsets = (0..partials).map(|p| (p, next[p as usize])).collect();
+            let checkpoint = MergeCheckpoint::of(engine, &inputs, &input_topic, offsets);
+            state_output.send(&state_topic, key.as_bytes(), &checkpoint.encode())?;
+            state_output.check_deliveries()?;
+        }
     }
+    state_output.flush()?;
     sink.flush()?;
     if let Some(engine) = &engine {
         summary.engine = engine.stats();

@@ -329,6 +329,38 @@ impl Engine {
         Ok(())
     }
 
+    /// Every open window as data, every kind (minutes too): what a merge of
+    /// shipped slots saves, since it cannot read frames again.
+    pub fn all_windows(&self) -> Vec<WindowState> {
+        let covers = [(0, 0)];
+        self.kinds
+            .iter()
+            .flat_map(|k| k.windows.iter().map(|w| w.to_state(k.kind, &covers, self.cfg.estimator, false)))
+            .collect()
+    }
+
+    /// The merge side, restoring a checkpoint: stream `stream`'s reported
+    /// watermark and whether it was idle, without completing anything.
+    pub fn restore_stream(&mut self, stream: usize, reported: Option<Secs>, idle: bool) {
+        let s = &mut self.streams[stream];
+        s.reported = reported;
+        s.idle = idle;
+    }
+
+    /// The merge side, restoring a checkpoint: the global watermark it had
+    /// (a quiet input's may be ahead of every stream's). Windows restored
+    /// with their completed stages emit nothing again.
+    pub fn restore_watermark(&mut self, wm: Secs) {
+        self.raise(wm);
+    }
+
+    /// Stream `stream`'s reported watermark and whether it is idle (see
+    /// [`Engine::restore_stream`]).
+    pub fn stream_report(&self, stream: usize) -> (Option<Secs>, bool) {
+        let s = &self.streams[stream];
+        (s.reported, s.idle)
+    }
+
     /// The merge side: `stream`'s own engine reached watermark `wm` and
     /// shipped every slot that completes; completes what the global
     /// watermark now reaches.

@@ -212,7 +212,7 @@ impl Partials {
 
 /// What the merge knows of one input partition, and how it applies the
 /// partition's messages to its engine.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Input {
     /// Completed slots are absorbed for the frames below this offset.
     pub absorbed_to: Option<u64>,
@@ -402,6 +402,197 @@ impl PartitionCheckpoint {
     }
 }
 
+/// First bytes of an encoded [`MergeCheckpoint`].
+pub const MERGE_MAGIC: &[u8; 4] = b"KUWM";
+
+/// What `kuniq merge` saves, so that a restart goes on from there: where it
+/// was in each partials partition, what it knows of each input partition,
+/// its engine's open windows (every kind), streams and watermark.
+///
+/// Encoding (version 1), little-endian: magic `KUWM`, u8 version 1, the
+/// input topic (u32 n, n bytes) and its partition count u32; u32 n × (i32
+/// partials partition, i64 next offset); per input partition (as many as
+/// the count): u8 has + u64 absorbed to, u64 read to, u8 status (0 none,
+/// 1 active, 2 idle, 3 ended), u8 has + i64 reported watermark, u8 idle,
+/// u32 n × (u8 kind, i64 start, u8 slot kind (0 early, 1 stage), u32 slot,
+/// u64 frames) of snapshot frames; u8 has + i64 global watermark; u32 n ×
+/// (u32 len, an encoded [`WindowState`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeCheckpoint {
+    /// The input topic.
+    pub topic: String,
+    /// Its partition count.
+    pub partitions: u32,
+    /// Per partials partition, the next offset to read.
+    pub offsets: Vec<(i32, i64)>,
+    /// Per input partition.
+    pub inputs: Vec<Input>,
+    /// Per input partition: the watermark it reported, and whether idle.
+    pub streams: Vec<(Option<Secs>, bool)>,
+    /// The global watermark.
+    pub watermark: Option<Secs>,
+    /// Every open window.
+    pub windows: Vec<WindowState>,
+}
+
+impl MergeCheckpoint {
+    /// The merge's state: `engine` with one stream per input partition,
+    /// `inputs`, and where it is in the partials topic.
+    pub fn of(engine: &Engine, inputs: &[Input], topic: &str, offsets: Vec<(i32, i64)>) -> MergeCheckpoint {
+        MergeCheckpoint {
+            topic: topic.to_string(),
+            partitions: inputs.len() as u32,
+            offsets,
+            inputs: inputs.to_vec(),
+            streams: (0..inputs.len()).map(|p| engine.stream_report(p)).collect(),
+            watermark: engine.watermark(),
+            windows: engine.all_windows(),
+        }
+    }
+
+    /// The engine and inputs to go on with.
+    pub fn restore(&self, cfg: EngineConfig) -> Result<(Engine, Vec<Input>), MixedEstimators> {
+        let mut engine = Engine::new(cfg, self.partitions as usize);
+        engine.resume_saved_windows(&self.windows)?;
+        for (p, &(reported, idle)) in self.streams.iter().enumerate() {
+            engine.restore_stream(p, reported, idle);
+        }
+        if let Some(wm) = self.watermark {
+            engine.restore_watermark(wm);
+        }
+        Ok((engine, self.inputs.clone()))
+    }
+
+    /// The checkpoint's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MERGE_MAGIC);
+        out.push(1);
+        put_text(&mut out, &self.topic);
+        out.extend_from_slice(&self.partitions.to_le_bytes());
+        out.extend_from_slice(&(self.offsets.len() as u32).to_le_bytes());
+        for &(p, offset) in &self.offsets {
+            out.extend_from_slice(&p.to_le_bytes());
+            out.extend_from_slice(&offset.to_le_bytes());
+        }
+        let put_opt = |out: &mut Vec<u8>, v: Option<u64>| match v {
+            Some(v) => {
+                out.push(1);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            None => out.push(0),
+        };
+        for (input, &(reported, idle)) in self.inputs.iter().zip(&self.streams) {
+            put_opt(&mut out, input.absorbed_to);
+            out.extend_from_slice(&input.read_to.to_le_bytes());
+            out.push(match input.status {
+                None => 0,
+                Some(Status::Active) => 1,
+                Some(Status::Idle) => 2,
+                Some(Status::Ended) => 3,
+            });
+            put_opt(&mut out, reported.map(|w| w as u64));
+            out.push(u8::from(idle));
+            let mut tentative: Vec<_> = input.tentative.iter().collect();
+            tentative.sort();
+            out.extend_from_slice(&(tentative.len() as u32).to_le_bytes());
+            for (&(kind, start, slot), &frames) in tentative {
+                out.push(WindowKind::ALL.iter().position(|&k| k == kind).unwrap_or(0) as u8);
+                out.extend_from_slice(&start.to_le_bytes());
+                let (tag, i) = match slot {
+                    Slot::Early(k) => (0u8, k),
+                    Slot::Stage(s) => (1u8, s),
+                };
+                out.push(tag);
+                out.extend_from_slice(&i.to_le_bytes());
+                out.extend_from_slice(&frames.to_le_bytes());
+            }
+        }
+        put_opt(&mut out, self.watermark.map(|w| w as u64));
+        out.extend_from_slice(&(self.windows.len() as u32).to_le_bytes());
+        for w in &self.windows {
+            let bytes = w.encode();
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        out
+    }
+
+    /// A checkpoint from its bytes; damaged bytes give an error.
+    pub fn decode(bytes: &[u8]) -> Result<MergeCheckpoint, StateError> {
+        let mut r = Reader(bytes);
+        if r.take(4)? != &MERGE_MAGIC[..] {
+            return Err(StateError::NotAState);
+        }
+        let version = r.u8()?;
+        if version != 1 {
+            return Err(StateError::Version(version));
+        }
+        let topic = r.text()?;
+        let partitions = r.u32()?;
+        let n = r.u32()?;
+        if n as usize > r.0.len() / 12 {
+            return Err(StateError::Damaged("a count larger than the bytes left"));
+        }
+        let mut offsets = Vec::new();
+        for _ in 0..n {
+            offsets.push((r.u32()? as i32, r.u64()? as i64));
+        }
+        if partitions as usize > r.0.len() / 12 {
+            return Err(StateError::Damaged("a count larger than the bytes left"));
+        }
+        let (mut inputs, mut streams) = (Vec::new(), Vec::new());
+        for _ in 0..partitions {
+            let absorbed_to = r.option()?;
+            let read_to = r.u64()?;
+            let status = match r.u8()? {
+                0 => None,
+                1 => Some(Status::Active),
+                2 => Some(Status::Idle),
+                3 => Some(Status::Ended),
+                _ => return Err(StateError::Damaged("unknown partition status")),
+            };
+            let reported = r.option()?.map(|w| w as Secs);
+            let idle = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(StateError::Damaged("bad idle flag")),
+            };
+            let n = r.u32()?;
+            if n as usize > r.0.len() / 26 {
+                return Err(StateError::Damaged("a count larger than the bytes left"));
+            }
+            let mut tentative = HashMap::new();
+            for _ in 0..n {
+                let kind = *WindowKind::ALL.get(r.u8()? as usize).ok_or(StateError::Damaged("unknown window kind"))?;
+                let start = r.u64()? as Secs;
+                let slot = match (r.u8()?, r.u32()?) {
+                    (0, k) => Slot::Early(k),
+                    (1, s) => Slot::Stage(s),
+                    _ => return Err(StateError::Damaged("unknown slot kind")),
+                };
+                tentative.insert((kind, start, slot), r.u64()?);
+            }
+            inputs.push(Input { absorbed_to, read_to, status, tentative });
+            streams.push((reported, idle));
+        }
+        let watermark = r.option()?.map(|w| w as Secs);
+        let n = r.u32()?;
+        if n as usize > r.0.len() / 4 {
+            return Err(StateError::Damaged("a count larger than the bytes left"));
+        }
+        let mut windows = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let len = r.u32()? as usize;
+            windows.push(WindowState::decode(r.take(len)?)?);
+        }
+        if !r.0.is_empty() {
+            return Err(StateError::Damaged("bytes after the end"));
+        }
+        Ok(MergeCheckpoint { topic, partitions, offsets, inputs, streams, watermark, windows })
+    }
+}
+
 /// Groups `shipped` slots by window into states of one part covering
 /// `partition` below `to` (slots of the same window and kind united).
 pub fn ship_states(shipped: Vec<Shipped>, partition: u32, to: u64) -> Result<Vec<WindowState>, StateError> {
@@ -459,6 +650,14 @@ impl<'a> Reader<'a> {
         let mut b = [0; 8];
         b.copy_from_slice(self.take(8)?);
         Ok(u64::from_le_bytes(b))
+    }
+
+    fn option(&mut self) -> Result<Option<u64>, StateError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.u64()?)),
+            _ => Err(StateError::Damaged("bad flag")),
+        }
     }
 
     fn text(&mut self) -> Result<String, StateError> {

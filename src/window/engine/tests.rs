@@ -929,7 +929,9 @@ impl TestWorker {
 /// in `crashes` it is replaced by a new worker that resumes from the
 /// worker's last checkpoint (taken before the frames at the positions in
 /// `saves`) or, with none, reads the stream again from its start (as after
-/// a rebalance or a crash). Returns the merge's records.
+/// a rebalance or a crash); at the positions in `merge_restarts` the merge
+/// is replaced by one restored from its checkpoint. Returns the merge's
+/// records.
 fn run_shipped(
     cfg: &EngineConfig,
     streams: &[Vec<(Secs, u64)>],
@@ -938,6 +940,7 @@ fn run_shipped(
     snapshots: &[usize],
     crashes: &[usize],
     saves: &[usize],
+    merge_restarts: &[usize],
 ) -> Vec<Emission> {
     use crate::window::partials::{Carries, Input};
     let mut workers: Vec<TestWorker> = streams.iter().map(|_| TestWorker::new(cfg)).collect();
@@ -948,19 +951,26 @@ fn run_shipped(
     let mut saved: Vec<Option<Vec<u8>>> = vec![None; streams.len()];
     let mut out = Vec::new();
     let mut messages = Vec::new();
-    let mut deliver = |s: usize, messages: &mut Vec<_>, merge: &mut Engine, out: &mut Vec<Emission>| {
-        for m in messages.drain(..) {
-            inputs[s].apply(merge, s, &m).unwrap();
-        }
-        out.append(merge.emissions());
-    };
+    let deliver =
+        |s: usize, messages: &mut Vec<_>, merge: &mut Engine, inputs: &mut Vec<Input>, out: &mut Vec<Emission>| {
+            for m in messages.drain(..) {
+                inputs[s].apply(merge, s, &m).unwrap();
+            }
+            out.append(merge.emissions());
+        };
     let events = |s: usize, range: std::ops::Range<usize>| -> Vec<Event> {
         range.map(|i| event(cfg, streams[s][i].0, streams[s][i].1, i as u64)).collect()
     };
     for (i, &s) in order.iter().enumerate() {
+        if merge_restarts.contains(&i) {
+            use crate::window::partials::MergeCheckpoint;
+            let bytes = MergeCheckpoint::of(&merge, &inputs, "t", Vec::new()).encode();
+            (merge, inputs) = MergeCheckpoint::decode(&bytes).unwrap().restore(cfg.clone()).unwrap();
+            assert!(merge.emissions().is_empty(), "a restored merge sends nothing again");
+        }
         if saves.contains(&i) {
             workers[s].feed(s, &std::mem::take(&mut pending[s]), &mut messages);
-            deliver(s, &mut messages, &mut merge, &mut out);
+            deliver(s, &mut messages, &mut merge, &mut inputs, &mut out);
             let w = &workers[s];
             saved[s] = crate::window::partials::PartitionCheckpoint::of(&w.engine, read[s] as u64, w.cut_from)
                 .map(|c| c.encode());
@@ -968,7 +978,7 @@ fn run_shipped(
         if snapshots.contains(&i) || crashes.contains(&i) {
             workers[s].feed(s, &std::mem::take(&mut pending[s]), &mut messages);
             messages.push(workers[s].message(s, Carries::Snapshot, false));
-            deliver(s, &mut messages, &mut merge, &mut out);
+            deliver(s, &mut messages, &mut merge, &mut inputs, &mut out);
         }
         if crashes.contains(&i) {
             // What the crashed worker had not sent is lost; the new one
@@ -982,20 +992,20 @@ fn run_shipped(
             for chunk in events(s, from..read[s]).chunks(batch.max(7) / 2 + 1) {
                 workers[s].feed(s, chunk, &mut messages);
             }
-            deliver(s, &mut messages, &mut merge, &mut out);
+            deliver(s, &mut messages, &mut merge, &mut inputs, &mut out);
         }
         pending[s].extend(events(s, read[s]..read[s] + 1));
         read[s] += 1;
         if pending[s].len() >= batch {
             workers[s].feed(s, &std::mem::take(&mut pending[s]), &mut messages);
-            deliver(s, &mut messages, &mut merge, &mut out);
+            deliver(s, &mut messages, &mut merge, &mut inputs, &mut out);
         }
     }
     for (s, events) in pending.into_iter().enumerate() {
         workers[s].feed(s, &events, &mut messages);
         workers[s].engine.flush();
         messages.push(workers[s].message(s, Carries::Slots, true));
-        deliver(s, &mut messages, &mut merge, &mut out);
+        deliver(s, &mut messages, &mut merge, &mut inputs, &mut out);
         assert!(workers[s].engine.emissions().is_empty(), "a shipping engine emits no record");
     }
     merge.flush();
@@ -1011,7 +1021,7 @@ proptest! {
     /// stream, for every kind, estimator and early interval, whatever the
     /// interleaving, the workers' batches, their snapshots (idle) and
     /// workers replaced by others that resume from a saved checkpoint or
-    /// read their stream again.
+    /// read their stream again, and merges restored from their checkpoint.
     #[test]
     fn shipped_slots_merge_into_the_records_of_one_engine(
         lens in prop::collection::vec(1usize..700, 1..5),
@@ -1026,6 +1036,7 @@ proptest! {
         snapshots in prop::collection::vec(0usize..2800, 0..6),
         crashes in prop::collection::vec(0usize..2800, 0..3),
         saves in prop::collection::vec(0usize..2800, 0..4),
+        merge_restarts in prop::collection::vec(0usize..2800, 0..3),
     ) {
         let mut cfg = config(5, allowed, 5, vec![WindowKind::Minute, WindowKind::Hour, WindowKind::Day]);
         cfg.early_interval_secs = early;
@@ -1037,7 +1048,7 @@ proptest! {
         let mut shuffled = sequential.clone();
         shuffle(&mut shuffled, shuffle_seed);
         let (single, _) = run(&cfg, &streams, &sequential, batch_a);
-        let merged = run_shipped(&cfg, &streams, &shuffled, batch_b, &snapshots, &crashes, &saves);
+        let merged = run_shipped(&cfg, &streams, &shuffled, batch_b, &snapshots, &crashes, &saves, &merge_restarts);
         prop_assert_eq!(sorted(single), sorted(merged));
     }
 }

@@ -409,8 +409,16 @@ impl Window {
         };
         let mut stages = vec![state::Stage { users, frames: self.frames }];
         for (stage, held) in &self.held {
+            let held = held.to_stage(estimator);
+            if *stage == 0 {
+                // A merge's on-time slots waiting for the close: counted
+                // with the window's own (the same record says both).
+                let _ = stages[0].users.union_with(&held.users);
+                stages[0].frames += held.frames;
+                continue;
+            }
             stages.resize_with((*stage as usize).max(stages.len()), empty);
-            stages.push(held.to_stage(estimator));
+            stages.push(held);
         }
         let mut early: Vec<state::Stage> = Vec::new();
         for (k, held) in &self.early {
