@@ -852,6 +852,15 @@ fn an_empty_batch_leaves_an_idle_stream_idle() {
     assert_eq!(out.iter().map(|e| (e.start, e.unique_users)).collect::<Vec<_>>(), [(minute, 21)]);
 }
 
+/// Positions in the interleaving (indexes into `order`) where something
+/// happens to a scale-out run (see [`run_shipped`]).
+struct Mishaps {
+    snapshots: Vec<usize>,
+    crashes: Vec<usize>,
+    saves: Vec<usize>,
+    merge_restarts: Vec<usize>,
+}
+
 /// A scale-out worker of one stream in a test: its shipping engine and
 /// where its next message starts.
 struct TestWorker {
@@ -937,11 +946,9 @@ fn run_shipped(
     streams: &[Vec<(Secs, u64)>],
     order: &[usize],
     batch: usize,
-    snapshots: &[usize],
-    crashes: &[usize],
-    saves: &[usize],
-    merge_restarts: &[usize],
+    mishaps: &Mishaps,
 ) -> Vec<Emission> {
+    let Mishaps { snapshots, crashes, saves, merge_restarts } = mishaps;
     use crate::window::partials::{Carries, Input};
     let mut workers: Vec<TestWorker> = streams.iter().map(|_| TestWorker::new(cfg)).collect();
     let mut merge = Engine::new(cfg.clone(), streams.len());
@@ -1048,7 +1055,7 @@ proptest! {
         let mut shuffled = sequential.clone();
         shuffle(&mut shuffled, shuffle_seed);
         let (single, _) = run(&cfg, &streams, &sequential, batch_a);
-        let merged = run_shipped(&cfg, &streams, &shuffled, batch_b, &snapshots, &crashes, &saves, &merge_restarts);
+        let merged = run_shipped(&cfg, &streams, &shuffled, batch_b, &Mishaps { snapshots, crashes, saves, merge_restarts });
         prop_assert_eq!(sorted(single), sorted(merged));
     }
 }
