@@ -169,7 +169,7 @@ pub struct KafkaArgs {
     /// state to this topic (created if missing) for `kuniq merge`, which
     /// emits the records. Give the workers and the merge the same window
     /// flags. See README "Scaling out".
-    #[arg(long, value_name = "TOPIC", conflicts_with_all = ["output_topic", "exactly_once"])]
+    #[arg(long, value_name = "TOPIC", conflicts_with = "output_topic")]
     pub partials_topic: Option<String>,
 
     /// Output topic: one record per emission, keyed by window
@@ -205,9 +205,10 @@ pub struct KafkaArgs {
 
     /// Kafka transactions: each checkpoint interval's records, state and
     /// offsets commit together or not at all (readers use
-    /// isolation.level=read_committed). Needs -o and a broker with
-    /// transactions.
-    #[arg(long, requires = "output_topic")]
+    /// isolation.level=read_committed). Needs -o (or, for a scale-out
+    /// worker, --partials-topic: its partials and checkpoints) and a broker
+    /// with transactions.
+    #[arg(long)]
     pub exactly_once: bool,
 
     /// transactional.id for --exactly-once [default: kuniq-GROUP-TOPIC]; one
@@ -401,6 +402,9 @@ impl KafkaArgs {
             return Ok(None);
         };
         let topic = self.topic.clone().ok_or("-t/--topic is required with -b/--brokers")?;
+        if self.exactly_once && self.output_topic.is_none() && self.partials_topic.is_none() {
+            return Err("--exactly-once needs -o/--output-topic (the records go to Kafka in transactions)".into());
+        }
         let idle_timeout = parse_duration("--idle-timeout", &self.idle_timeout)?;
         let commit_interval = parse_duration("--commit-interval", &self.commit_interval)?;
         if commit_interval < std::time::Duration::from_millis(10) {
@@ -510,6 +514,12 @@ pub struct MergeArgs {
     #[arg(short = 'G', long, value_name = "GROUP", default_value = "kuniq-merge")]
     pub group: String,
 
+    /// Kafka transactions: each --commit-interval's records and the merge's
+    /// checkpoint commit together or not at all, so a read_committed reader
+    /// sees every (window, revision) once even across kill -9. Needs -o.
+    #[arg(long, requires = "output_topic")]
+    pub exactly_once: bool,
+
     /// Time between the merge's checkpoints (its open windows and where it
     /// is in the partials topic, saved once the records before are
     /// delivered); a restart emits at most this much again.
@@ -541,6 +551,7 @@ impl MergeArgs {
             connect_timeout: parse_duration("--connect-timeout", &self.connect_timeout)?,
             group: self.group.clone(),
             commit_interval: parse_duration("--commit-interval", &self.commit_interval)?,
+            exactly_once: self.exactly_once,
             engine: self.window.engine_config()?,
         })
     }

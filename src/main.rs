@@ -216,9 +216,14 @@ fn merge(args: &MergeArgs) -> Result<()> {
             .map_err(|e| UsageError(e.to_string()))?;
     let summary = match &args.output_topic {
         Some(topic) => {
-            let output = Output::new(&config, None, None)?;
+            let transactional_id = args.exactly_once.then(|| format!("kuniq-merge-{}", plan.group));
+            let output = Output::new(&config, transactional_id.as_deref(), None)?;
             let mut sink = KafkaSink::new(output.clone(), topic);
-            kuniq::scale::merge::run(&plan, &mut sink, Some(&output), &STOP)
+            let summary = kuniq::scale::merge::run(&plan, &mut sink, Some(&output), &STOP);
+            if summary.is_err() {
+                output.abort_transaction();
+            }
+            summary
         }
         None => {
             let mut sink = LineSink::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()));

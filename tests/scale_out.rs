@@ -130,7 +130,11 @@ fn partition_in(line: &str, before: &str) -> Option<u32> {
 }
 
 fn worker(broker: &ApacheKafka, topic: &str, group: &str, partials: &str) -> Process {
-    Process::spawn(&[
+    worker_with(broker, topic, group, partials, &[])
+}
+
+fn worker_with(broker: &ApacheKafka, topic: &str, group: &str, partials: &str, extra: &[&str]) -> Process {
+    let args = [
         "count",
         "-b",
         broker.addr(),
@@ -153,7 +157,8 @@ fn worker(broker: &ApacheKafka, topic: &str, group: &str, partials: &str) -> Pro
         "session.timeout.ms=6000",
         "-X",
         "heartbeat.interval.ms=500",
-    ])
+    ];
+    Process::spawn(&[&args[..], extra].concat())
 }
 
 /// Waits until the group has given each live worker its share of the six
@@ -201,6 +206,10 @@ fn sorted_lines(bytes: &[u8]) -> Vec<String> {
 }
 
 fn merge(broker: &ApacheKafka, partials: &str, output: Option<&str>) -> Process {
+    merge_with(broker, partials, output, &[])
+}
+
+fn merge_with(broker: &ApacheKafka, partials: &str, output: Option<&str>, extra: &[&str]) -> Process {
     let mut args = vec![
         "merge",
         "-b",
@@ -216,6 +225,7 @@ fn merge(broker: &ApacheKafka, partials: &str, output: Option<&str>) -> Process 
     if let Some(output) = output {
         args.extend(["-o", output]);
     }
+    args.extend(extra);
     Process::spawn(&args)
 }
 
@@ -291,6 +301,18 @@ fn merged_records_equal_one_process_and_each_worker_counts_its_share() {
 
 #[test]
 fn kill_9_of_a_worker_and_of_the_merge_lose_and_change_no_record() {
+    kill_9_scenario(false);
+}
+
+/// With --exactly-once on the workers and the merge, a read_committed
+/// reader of the output sees every (window, revision) exactly once.
+#[test]
+fn exactly_once_survives_kill_9_of_a_worker_and_of_the_merge() {
+    kill_9_scenario(true);
+}
+
+fn kill_9_scenario(exactly_once: bool) {
+    let eos: &[&str] = if exactly_once { &["--exactly-once"] } else { &[] };
     let broker = ApacheKafka::shared();
     let (topic, group, partials, output) =
         (unique("sok-in"), unique("sok-workers"), unique("sok-partials"), unique("sok-out"));
@@ -314,12 +336,12 @@ fn kill_9_of_a_worker_and_of_the_merge_lose_and_change_no_record() {
         })
         .collect();
     let (mut a, mut b, mut c) = (
-        worker(broker, &topic, &group, &partials),
-        worker(broker, &topic, &group, &partials),
-        worker(broker, &topic, &group, &partials),
+        worker_with(broker, &topic, &group, &partials, eos),
+        worker_with(broker, &topic, &group, &partials, eos),
+        worker_with(broker, &topic, &group, &partials, eos),
     );
     wait_for_shares(&mut [&mut a, &mut b, &mut c], 2);
-    let first_merge = merge(broker, &partials, Some(&output));
+    let first_merge = merge_with(broker, &partials, Some(&output), eos);
     produce(broker, &topic, &chunks[0]);
     let deadline = Instant::now() + Duration::from_secs(60);
     while topic_records(broker.addr(), &output, false).is_empty() {
@@ -348,14 +370,14 @@ fn kill_9_of_a_worker_and_of_the_merge_lose_and_change_no_record() {
     // A worker dies mid-run; another takes its place (and its partitions,
     // resumed from their checkpoints).
     a.kill_9();
-    let mut d = worker(broker, &topic, &group, &partials);
+    let mut d = worker_with(broker, &topic, &group, &partials, eos);
     produce(broker, &topic, &chunks[1]);
     // The merge dies too, and a new one goes on from its checkpoint.
     std::thread::sleep(Duration::from_secs(1));
     first_merge.kill_9();
-    let mut second_merge = merge(broker, &partials, Some(&output));
+    let mut second_merge = merge_with(broker, &partials, Some(&output), eos);
     // A fourth live worker joins: partitions move again.
-    let mut e = worker(broker, &topic, &group, &partials);
+    let mut e = worker_with(broker, &topic, &group, &partials, eos);
     produce(broker, &topic, &chunks[2]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !second_merge.stderr().iter().any(|l| l.contains("resumed from the merge's checkpoint")) {
@@ -365,11 +387,12 @@ fn kill_9_of_a_worker_and_of_the_merge_lose_and_change_no_record() {
     second_merge.wait(Duration::from_secs(180));
 
     let mut by_revision: BTreeMap<(String, u64), String> = BTreeMap::new();
-    for (key, value) in topic_records(broker.addr(), &output, false) {
+    for (key, value) in topic_records(broker.addr(), &output, exactly_once) {
         let v: serde_json::Value = serde_json::from_str(&value).unwrap();
         let revision = v["revision"].as_u64().unwrap();
         if let Some(before) = by_revision.insert((key.clone(), revision), value.clone()) {
             assert_eq!(before, value, "two different records for {key} revision {revision}");
+            assert!(!exactly_once, "{key} revision {revision} twice for a read_committed reader");
         }
     }
     let distinct: Vec<String> = by_revision.into_values().collect();

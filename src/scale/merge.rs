@@ -57,6 +57,9 @@ pub struct MergePlan {
     pub group: String,
     /// Time between checkpoints.
     pub commit_interval: Duration,
+    /// Records and checkpoints in Kafka transactions (the records' producer
+    /// is transactional).
+    pub exactly_once: bool,
     /// The window settings the workers count with.
     pub engine: EngineConfig,
 }
@@ -185,15 +188,25 @@ pub fn run(
             .map_err(|e| Error::client(format!("cannot assign partition {p} of '{topic}'"), e))?;
     }
     consumer.assign(&assignment).map_err(|e| Error::client(format!("cannot assign '{topic}'"), e))?;
-    let state_output = Output::new(
-        &kafka::client_config(
-            &plan.brokers,
-            &[("linger.ms", "5"), ("message.max.bytes", super::MAX_MESSAGE_BYTES)],
-            &kafka::properties_for(&plan.properties, false),
-        )?,
-        None,
-        None,
-    )?;
+    // With transactions the checkpoint goes with the records, in their
+    // producer's transaction; else through a producer of its own.
+    let own_state_output = match records {
+        Some(records) if records.transactional() => None,
+        _ => Some(Output::new(
+            &kafka::client_config(
+                &plan.brokers,
+                &[("linger.ms", "5"), ("message.max.bytes", super::MAX_MESSAGE_BYTES)],
+                &kafka::properties_for(&plan.properties, false),
+            )?,
+            None,
+            None,
+        )?),
+    };
+    let state_output: &Output = match (&own_state_output, records) {
+        (Some(own), _) => own,
+        (None, Some(records)) => records,
+        (None, None) => unreachable!("a producer of its own when the records have none"),
+    };
     let mut last_save = Instant::now();
     let expected = config_text(&plan.engine);
     let mut at_end = vec![false; partials as usize];
@@ -257,18 +270,15 @@ pub fn run(
         emit(engine, sink, now)?;
         if now.duration_since(last_save) >= plan.commit_interval {
             last_save = now;
-            // Every record so far delivered first: a restart from this
-            // checkpoint must not need one of them again.
-            sink.flush()?;
-            if let Some(records) = records {
-                records.flush()?;
-            }
-            let (input_topic, _) = summary.input.clone().unwrap_or_default();
-            let offsets = (0..partials).map(|p| (p, next[p as usize])).collect();
-            let checkpoint = MergeCheckpoint::of(engine, &inputs, &input_topic, offsets);
-            state_output.send(&state_topic, key.as_bytes(), &checkpoint.encode())?;
-            state_output.check_deliveries()?;
+            let checkpoint = MergeCheckpoint::of(engine, &inputs, &input_name(&summary), offsets(&next));
+            save(sink, records, state_output, &state_topic, &key, &checkpoint)?;
         }
+    }
+    if let Some(engine) = &engine {
+        // What the run emitted is final for the next one (with -e, every
+        // window).
+        let checkpoint = MergeCheckpoint::of(engine, &inputs, &input_name(&summary), offsets(&next));
+        save(sink, records, state_output, &state_topic, &key, &checkpoint)?;
     }
     state_output.flush()?;
     sink.flush()?;
@@ -277,6 +287,40 @@ pub fn run(
     }
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+fn input_name(summary: &MergeSummary) -> String {
+    summary.input.clone().unwrap_or_default().0
+}
+
+fn offsets(next: &[i64]) -> Vec<(i32, i64)> {
+    next.iter().enumerate().map(|(p, &o)| (p as i32, o)).collect()
+}
+
+/// Saves `checkpoint` once every record emitted before it is delivered (a
+/// restart from it must not need one of them again); with transactions,
+/// commits the records and the checkpoint together.
+fn save(
+    sink: &mut dyn Sink,
+    records: Option<&Output>,
+    state_output: &Output,
+    state_topic: &str,
+    key: &str,
+    checkpoint: &MergeCheckpoint,
+) -> Result<(), PipelineError> {
+    sink.flush()?;
+    if let Some(records) = records
+        && !records.transactional()
+    {
+        records.flush()?;
+    }
+    state_output.send(state_topic, key.as_bytes(), &checkpoint.encode())?;
+    if state_output.transactional() {
+        state_output.commit()?;
+    } else {
+        state_output.check_deliveries()?;
+    }
+    Ok(())
 }
 
 /// Refuses a message of another input topic or window settings than the

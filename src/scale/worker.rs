@@ -339,7 +339,14 @@ impl WithParser for Loop<'_> {
             &[("linger.ms", "5"), ("enable.idempotence", "true"), ("message.max.bytes", super::MAX_MESSAGE_BYTES)],
             &kafka::properties_for(&kafka.properties, false),
         )?;
-        let output: Arc<Output> = Output::new(&producer_config, None, None)?;
+        // With --exactly-once, partials and checkpoints go out in a Kafka
+        // transaction per --commit-interval: a read_committed merge sees
+        // none of what a killed worker sent after its last checkpoint.
+        let transactional_id = kafka.exactly_once.then(|| {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            format!("kuniq-worker-{}-{}-{}-{}", kafka.group, kafka.topic, std::process::id(), nanos.as_nanos())
+        });
+        let output: Arc<Output> = Output::new(&producer_config, transactional_id.as_deref(), None)?;
         consumer
             .subscribe(&[kafka.topic.as_str()])
             .map_err(|e| Error::client(format!("cannot subscribe to '{}'", kafka.topic), e))?;
@@ -405,7 +412,7 @@ impl WithParser for Loop<'_> {
             }
             if now.duration_since(last_progress) >= kafka.commit_interval {
                 last_progress = now;
-                if let Err(e) = w.report_progress().and_then(|()| w.save_checkpoints()) {
+                if let Err(e) = w.commit() {
                     result = Err(e);
                     break;
                 }
@@ -416,7 +423,12 @@ impl WithParser for Loop<'_> {
             }
         }
         if result.is_ok() && !kafka.exit_at_end {
-            result = w.report_progress().and_then(|()| w.save_checkpoints());
+            result = w.commit();
+        } else if result.is_ok() && w.output.transactional() {
+            result = w.output.commit().map_err(PipelineError::from);
+        }
+        if result.is_err() {
+            w.output.abort_transaction();
         }
         let flushed = w.output.flush();
         result?;
@@ -456,6 +468,17 @@ impl Worker<'_> {
         }
     }
 
+    /// Every --commit-interval: progress, checkpoints, and with
+    /// transactions the commit of everything sent since the last.
+    fn commit(&mut self) -> Result<(), PipelineError> {
+        self.report_progress()?;
+        self.save_checkpoints()?;
+        if self.output.transactional() {
+            self.output.commit()?;
+        }
+        Ok(())
+    }
+
     /// Saves a checkpoint of every partition read further since its last,
     /// once every message sent so far is acknowledged (so the merge can
     /// have everything a worker resumed there would skip).
@@ -463,7 +486,9 @@ impl Worker<'_> {
         if !self.owned.values().any(|part| part.next > part.saved_to) {
             return Ok(());
         }
-        self.output.flush()?;
+        if !self.output.transactional() {
+            self.output.flush()?;
+        }
         for (&p, part) in self.owned.iter_mut().filter(|(_, part)| part.next > part.saved_to) {
             let Some(checkpoint) = PartitionCheckpoint::of(&part.engine, part.next, part.cut_from) else { continue };
             let key = format!("{}/{}/{p}", self.kafka.group, self.kafka.topic);

@@ -209,6 +209,15 @@ impl Output {
         self.producer.begin_transaction().map_err(|e| fail("beginning a transaction", e))
     }
 
+    /// Commits the open transaction (records only, no consumer offsets),
+    /// then opens the next one.
+    pub fn commit(&self) -> Result<(), Error> {
+        let fail = |what: &str, e: KafkaError| Error::client(what, e);
+        self.producer.commit_transaction(FLUSH_TIMEOUT).map_err(|e| fail("committing the transaction", e))?;
+        self.check_deliveries()?;
+        self.producer.begin_transaction().map_err(|e| fail("beginning a transaction", e))
+    }
+
     /// Aborts the open transaction (its records are never visible to
     /// read_committed consumers).
     pub fn abort_transaction(&self) {
