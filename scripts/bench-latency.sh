@@ -69,6 +69,12 @@ fetches, flat cost) and raise FRAMES_PER_SEC.
 Arguments after `--` go to kuniq count, e.g. `-- -X linger.ms=0` or
 `-- --commit-interval 1h`, to see where the time goes.
 
+SCALE_OUT=1 measures the two scale-out stages instead of one kuniq count:
+a worker (`kuniq count ... --partials-topic P`, no -o) and `kuniq merge
+--partials-topic P -o OUTPUT`, both started in the background (the
+arguments after `--` go to the worker); the latency is then from the
+closing frame to the merge's record.
+
 Options:
   --port N      the benchmark broker's port [default: 19292]; it must be
                 free, the broker is started and stopped by this script
@@ -169,9 +175,14 @@ bench_bin="$KUNIQ_ROOT/target/release/examples/latency_bench"
 work="$(mktemp -d "${TMPDIR:-/tmp}/kuniq-bench-latency.XXXXXX")"
 broker_started=0
 kuniq_pid=""
+worker_pid=""
 sqlite_db=""
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
+    if [[ -n "$worker_pid" ]] && kill -0 "$worker_pid" 2>/dev/null; then
+        kill -TERM "$worker_pid" 2>/dev/null || true
+        wait "$worker_pid" 2>/dev/null || true
+    fi
     if [[ -n "$kuniq_pid" ]] && kill -0 "$kuniq_pid" 2>/dev/null; then
         kill -TERM "$kuniq_pid" 2>/dev/null || true
         wait "$kuniq_pid" 2>/dev/null || true
@@ -264,11 +275,22 @@ for ((run = 1; run <= runs; run++)); do
     "$broker_sh" topic "$output" 1 --kind "$kind" --port "$port"
     "$broker_sh" topic "$probe" 1 --kind "$kind" --port "$port"
 
-    log "Run $run of $runs: starting kuniq count, then $minutes minutes at $event_rate event s per wall s..."
-    "$KUNIQ_BIN" count -b "$brokers" -t "$input" -G "latency-$stamp-$run" -o "$output" --offset beginning \
-        --progress never --state-topic "$state" --summary json ${kuniq_args[@]+"${kuniq_args[@]}"} \
-        >"$work/kuniq-$run.out" 2>"$work/kuniq-$run.err" &
-    kuniq_pid=$!
+    if [[ -n "${SCALE_OUT:-}" ]]; then
+        log "Run $run of $runs: starting a worker and kuniq merge, then $minutes minutes at $event_rate event s per wall s..."
+        "$KUNIQ_BIN" count -b "$brokers" -t "$input" -G "latency-$stamp-$run" --partials-topic "lat-partials-$stamp-$run" \
+            --progress never --summary json ${kuniq_args[@]+"${kuniq_args[@]}"} \
+            >"$work/worker-$run.out" 2>"$work/worker-$run.err" &
+        worker_pid=$!
+        "$KUNIQ_BIN" merge -b "$brokers" --partials-topic "lat-partials-$stamp-$run" -o "$output" \
+            -G "latency-merge-$stamp-$run" --summary json >"$work/kuniq-$run.out" 2>"$work/kuniq-$run.err" &
+        kuniq_pid=$!
+    else
+        log "Run $run of $runs: starting kuniq count, then $minutes minutes at $event_rate event s per wall s..."
+        "$KUNIQ_BIN" count -b "$brokers" -t "$input" -G "latency-$stamp-$run" -o "$output" --offset beginning \
+            --progress never --state-topic "$state" --summary json ${kuniq_args[@]+"${kuniq_args[@]}"} \
+            >"$work/kuniq-$run.out" 2>"$work/kuniq-$run.err" &
+        kuniq_pid=$!
+    fi
     load_before="$(loadavg)"
     broker_cpu_before="$(cpu_secs "$broker_pid")"
     bench_status=0
@@ -279,6 +301,12 @@ for ((run = 1; run <= runs; run++)); do
     load_after="$(loadavg)"
     broker_cpu="$(awk -v a="$broker_cpu_before" -v b="$(cpu_secs "$broker_pid")" 'BEGIN { printf "%.1f", b - a }')"
     kuniq_cpu="$(cpu_secs "$kuniq_pid")"
+    if [[ -n "$worker_pid" ]]; then
+        kuniq_cpu="$(awk -v a="$kuniq_cpu" -v b="$(cpu_secs "$worker_pid")" 'BEGIN { printf "%.2f", a + b }')"
+        kill -TERM "$worker_pid" 2>/dev/null || true
+        wait "$worker_pid" 2>/dev/null || true
+        worker_pid=""
+    fi
     if ! kill -0 "$kuniq_pid" 2>/dev/null; then
         log "kuniq exited during the run:"
         cat "$work/kuniq-$run.err" >&2
