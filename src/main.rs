@@ -198,11 +198,7 @@ fn count_worker(args: &CountArgs, plan: &pipeline::CountPlan, kafka: &KafkaPlan,
     ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed)).context("installing the signal handler")?;
     let summary = kuniq::scale::worker::run(plan, kafka, partials_topic, &STOP)
         .with_context(|| format!("counting topic '{}' from {} as a worker", kafka.topic, kafka.brokers))?;
-    match args.summary {
-        SummaryFormat::Text => eprintln!("{summary}"),
-        SummaryFormat::Json => eprintln!("{}", summary.to_json()),
-        SummaryFormat::None => {}
-    }
+    print_stage_summary(args.summary, &summary, summary.to_json());
     Ok(())
 }
 
@@ -232,12 +228,17 @@ fn merge(args: &MergeArgs) -> Result<()> {
     };
     let summary =
         summary.with_context(|| format!("merging partials topic '{}' from {}", plan.partials_topic, plan.brokers))?;
-    match args.summary {
-        SummaryFormat::Text => eprintln!("{summary}"),
-        SummaryFormat::Json => eprintln!("{}", summary.to_json()),
+    print_stage_summary(args.summary, &summary, summary.to_json());
+    Ok(())
+}
+
+/// A scale-out stage's summary on stderr: `text` or `json`, as `format` says.
+fn print_stage_summary(format: SummaryFormat, text: &dyn std::fmt::Display, json: String) {
+    match format {
+        SummaryFormat::Text => eprintln!("{text}"),
+        SummaryFormat::Json => eprintln!("{json}"),
         SummaryFormat::None => {}
     }
-    Ok(())
 }
 
 fn consume(args: &ConsumeArgs) -> Result<()> {

@@ -38,7 +38,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::engine::{Checkpoint, Engine, EngineConfig, Shipped, Slot, StreamState};
-use super::state::{Part, Stage, StateError, WindowState};
+use super::state::{Part, Reader, Stage, StateError, WindowState};
 use super::{Secs, WindowKind};
 use crate::count::MixedEstimators;
 
@@ -354,12 +354,7 @@ impl PartitionCheckpoint {
             }
         }
         out.extend_from_slice(&self.stream.read_to.to_le_bytes());
-        out.extend_from_slice(&(self.windows.len() as u32).to_le_bytes());
-        for w in &self.windows {
-            let bytes = w.encode();
-            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-            out.extend_from_slice(&bytes);
-        }
+        put_windows(&mut out, &self.windows);
         out
     }
 
@@ -385,15 +380,7 @@ impl PartitionCheckpoint {
         };
         let (max_ts, final_before) = (optional()?, optional()?);
         let read_to = r.u64()?;
-        let n = r.u32()?;
-        if n as usize > r.0.len() / 4 {
-            return Err(StateError::Damaged("a count larger than the bytes left"));
-        }
-        let mut windows = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let len = r.u32()? as usize;
-            windows.push(WindowState::decode(r.take(len)?)?);
-        }
+        let windows = r.windows()?;
         if !r.0.is_empty() {
             return Err(StateError::Damaged("bytes after the end"));
         }
@@ -509,12 +496,7 @@ impl MergeCheckpoint {
             }
         }
         put_opt(&mut out, self.watermark.map(|w| w as u64));
-        out.extend_from_slice(&(self.windows.len() as u32).to_le_bytes());
-        for w in &self.windows {
-            let bytes = w.encode();
-            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-            out.extend_from_slice(&bytes);
-        }
+        put_windows(&mut out, &self.windows);
         out
     }
 
@@ -577,15 +559,7 @@ impl MergeCheckpoint {
             streams.push((reported, idle));
         }
         let watermark = r.option()?.map(|w| w as Secs);
-        let n = r.u32()?;
-        if n as usize > r.0.len() / 4 {
-            return Err(StateError::Damaged("a count larger than the bytes left"));
-        }
-        let mut windows = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let len = r.u32()? as usize;
-            windows.push(WindowState::decode(r.take(len)?)?);
-        }
+        let windows = r.windows()?;
         if !r.0.is_empty() {
             return Err(StateError::Damaged("bytes after the end"));
         }
@@ -624,34 +598,7 @@ fn put_text(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StateError> {
-        if self.0.len() < n {
-            return Err(StateError::Damaged("ends early"));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn u8(&mut self) -> Result<u8, StateError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u32(&mut self) -> Result<u32, StateError> {
-        let mut b = [0; 4];
-        b.copy_from_slice(self.take(4)?);
-        Ok(u32::from_le_bytes(b))
-    }
-
-    fn u64(&mut self) -> Result<u64, StateError> {
-        let mut b = [0; 8];
-        b.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(b))
-    }
-
+impl Reader<'_> {
     fn option(&mut self) -> Result<Option<u64>, StateError> {
         match self.u8()? {
             0 => Ok(None),
@@ -663,6 +610,27 @@ impl<'a> Reader<'a> {
     fn text(&mut self) -> Result<String, StateError> {
         let n = self.u32()? as usize;
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| StateError::Damaged("text that is not UTF-8"))
+    }
+
+    /// `u32 n`, then n × (u32 len, an encoded window state).
+    fn windows(&mut self) -> Result<Vec<WindowState>, StateError> {
+        let n = self.count(4)?;
+        let mut windows = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let len = self.u32()? as usize;
+            windows.push(WindowState::decode(self.take(len)?)?);
+        }
+        Ok(windows)
+    }
+}
+
+/// Writes `u32 n`, then n × (u32 len, an encoded window state).
+fn put_windows(out: &mut Vec<u8>, windows: &[WindowState]) {
+    out.extend_from_slice(&(windows.len() as u32).to_le_bytes());
+    for w in windows {
+        let bytes = w.encode();
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&bytes);
     }
 }
 

@@ -473,11 +473,13 @@ fn kind_from_code(code: u8) -> Option<WindowKind> {
     WindowKind::ALL.get(code as usize).copied()
 }
 
-/// Reads little-endian values off the front of a byte slice.
-struct Reader<'a>(&'a [u8]);
+/// Reads little-endian values off the front of a byte slice (window
+/// states here; the scale-out messages and checkpoints of
+/// [`super::partials`] too).
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StateError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], StateError> {
         if self.0.len() < n {
             return Err(StateError::Damaged("ends early"));
         }
@@ -486,22 +488,22 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn u8(&mut self) -> Result<u8, StateError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, StateError> {
         Ok(self.take(1)?[0])
     }
 
-    fn u32(&mut self) -> Result<u32, StateError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, StateError> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| StateError::Damaged("ends early"))?))
     }
 
-    fn u64(&mut self) -> Result<u64, StateError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, StateError> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| StateError::Damaged("ends early"))?))
     }
 
     /// A u32 count of items of at least `min_bytes` each, refused when the
     /// bytes left cannot hold that many (no huge allocation from a damaged
     /// count).
-    fn count(&mut self, min_bytes: usize) -> Result<u32, StateError> {
+    pub(crate) fn count(&mut self, min_bytes: usize) -> Result<u32, StateError> {
         let n = self.u32()?;
         if n as usize > self.0.len() / min_bytes.max(1) {
             return Err(StateError::Damaged("a count larger than the bytes left"));
