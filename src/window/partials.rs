@@ -245,7 +245,8 @@ impl Input {
         let ends = m.status == Status::Ended && self.status != Some(Status::Ended);
         let repeat = self.absorbed_to.is_some_and(|done| match m.carries {
             Carries::Progress => false,
-            Carries::Snapshot => m.to < done,
+            // After the end's slots, a snapshot at the end holds nothing new.
+            Carries::Snapshot => m.to < done || (m.to == done && self.status == Some(Status::Ended)),
             Carries::Slots => m.to < done || (m.to == done && !ends),
         });
         if !repeat {
