@@ -17,7 +17,7 @@
 //! Every `--commit-interval`, once the records emitted so far are
 //! delivered, the merge saves a [`MergeCheckpoint`] (its open windows, what
 //! it knows of each input partition, and where it is in the partials topic)
-//! to the workers' state topic under `merge/GROUP`. A restart (or a standby
+//! to its own state topic (`PARTIALS-merge-state`) under `merge/GROUP`. A restart (or a standby
 //! started after it) goes on from the newest checkpoint and emits the
 //! records since it again, each repeat identical (at least once).
 
@@ -52,8 +52,8 @@ pub struct MergePlan {
     pub exit_at_end: bool,
     /// Longest wait for the partials topic and the brokers at start-up.
     pub connect_timeout: Duration,
-    /// Names the merge's checkpoint (`merge/GROUP` on the workers' state
-    /// topic).
+    /// Names the merge's checkpoint (`merge/GROUP` on the merge's state
+    /// topic, `PARTIALS-merge-state`).
     pub group: String,
     /// Time between checkpoints.
     pub commit_interval: Duration,
@@ -143,7 +143,7 @@ pub fn run(
     let consumer: BaseConsumer = config.create().map_err(|e| Error::client("cannot create the Kafka consumer", e))?;
     let topic = plan.partials_topic.as_str();
     let partials = wait_for_topic(&consumer, &config, topic, plan.connect_timeout, stop)?;
-    let state_topic = super::state_topic(topic);
+    let state_topic = super::merge_state_topic(topic);
     super::ensure_state_topic(consumer.client(), &config, &state_topic)?;
     let key = format!("merge/{}", plan.group);
     let saved = match crate::source::kafka::state::newest_value(&consumer, &state_topic, &key)? {

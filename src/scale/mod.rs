@@ -59,6 +59,15 @@ pub fn state_topic(partials_topic: &str) -> String {
     format!("{partials_topic}-state")
 }
 
+/// The topic where the merge saves its checkpoints: the partials topic's
+/// name with `-merge-state`. Not the workers' state topic: a killed
+/// worker's open transaction holds back what `read_committed` readers see
+/// of every partition it wrote to, until the broker aborts it, and a
+/// restarted merge must see its own newest checkpoint at once.
+pub fn merge_state_topic(partials_topic: &str) -> String {
+    format!("{partials_topic}-merge-state")
+}
+
 /// Creates the workers' state topic (one partition, compacted, messages
 /// up to [`MAX_MESSAGE_BYTES`]) unless `client` sees it.
 pub fn ensure_state_topic<C: ClientContext>(

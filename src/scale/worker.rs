@@ -346,6 +346,14 @@ impl WithParser for Loop<'_> {
             let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             format!("kuniq-worker-{}-{}-{}-{}", kafka.group, kafka.topic, std::process::id(), nanos.as_nanos())
         });
+        // A killed worker's open transaction holds back what read_committed
+        // readers see of the partials until the broker aborts it: keep that
+        // short (three commit intervals, at least 10 s).
+        let mut producer_config = producer_config;
+        if transactional_id.is_some() {
+            let timeout_ms = (kafka.commit_interval.as_millis() * 3).max(10_000);
+            producer_config.set("transaction.timeout.ms", timeout_ms.to_string());
+        }
         let output: Arc<Output> = Output::new(&producer_config, transactional_id.as_deref(), None)?;
         consumer
             .subscribe(&[kafka.topic.as_str()])
