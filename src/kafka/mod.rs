@@ -26,6 +26,7 @@ pub mod consume;
 mod error;
 pub mod produce;
 pub mod properties;
+pub mod topic;
 
 pub use error::Error;
 pub use properties::Property;

@@ -27,20 +27,15 @@
 pub mod merge;
 pub mod worker;
 
-use std::time::Duration;
-
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{Client, DefaultClientContext};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::client::Client;
 use rdkafka::{ClientConfig, ClientContext};
 
-use crate::kafka::{Error, block_on};
+use crate::kafka::Error;
+use crate::kafka::topic::{TopicSpec, ensure_topic};
 
 /// Largest partials message: an exact day window shipped whole at its close
 /// holds 8 bytes a user (a million users: 8 MB), over Kafka's 1 MB default.
 pub const MAX_MESSAGE_BYTES: &str = "67108864";
-
-const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Creates the partials topic with `partitions` partitions (and messages up
 /// to [`MAX_MESSAGE_BYTES`]) unless `client` sees it.
@@ -50,7 +45,13 @@ pub fn ensure_partials_topic<C: ClientContext>(
     topic: &str,
     partitions: i32,
 ) -> Result<(), Error> {
-    ensure_topic(client, config, topic, partitions, &[("max.message.bytes", MAX_MESSAGE_BYTES)])
+    let spec = TopicSpec {
+        role: "partials topic",
+        partitions,
+        configs: &[("max.message.bytes", MAX_MESSAGE_BYTES)],
+        alternative: "",
+    };
+    ensure_topic(client, config, topic, &spec)
 }
 
 /// The topic where workers save their partitions' checkpoints: the
@@ -75,55 +76,11 @@ pub fn ensure_state_topic<C: ClientContext>(
     config: &ClientConfig,
     topic: &str,
 ) -> Result<(), Error> {
-    let configs = [("max.message.bytes", MAX_MESSAGE_BYTES), ("cleanup.policy", "compact"), ("segment.ms", "600000")];
-    ensure_topic(client, config, topic, 1, &configs)
-}
-
-fn ensure_topic<C: ClientContext>(
-    client: &Client<C>,
-    config: &ClientConfig,
-    topic: &str,
-    partitions: i32,
-    configs: &[(&str, &str)],
-) -> Result<(), Error> {
-    let exists = || -> Result<bool, Error> {
-        let metadata = client
-            .fetch_metadata(Some(topic), TIMEOUT)
-            .map_err(|e| Error::client(format!("cannot read metadata of topic '{topic}'"), e))?;
-        Ok(metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+    let spec = TopicSpec {
+        role: "state topic",
+        partitions: 1,
+        configs: &[("max.message.bytes", MAX_MESSAGE_BYTES), ("cleanup.policy", "compact"), ("segment.ms", "600000")],
+        alternative: "",
     };
-    if exists()? {
-        return Ok(());
-    }
-    let admin: AdminClient<DefaultClientContext> =
-        config.create().map_err(|e| Error::client("cannot create a Kafka admin client", e))?;
-    let mut new = NewTopic::new(topic, partitions.max(1), TopicReplication::Fixed(-1));
-    for (key, value) in configs {
-        new = new.set(key, value);
-    }
-    let results = block_on(admin.create_topics([&new], &AdminOptions::new().operation_timeout(Some(TIMEOUT))))
-        .map_err(|e| Error::client(format!("cannot create topic '{topic}'"), e))?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => {
-                return Err(Error::client(
-                    format!(
-                        "cannot create topic '{topic}' (create it yourself: {} partitions, {})",
-                        partitions.max(1),
-                        configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
-                    ),
-                    KafkaError::AdminOp(code),
-                ));
-            }
-        }
-    }
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    while !exists()? {
-        if std::time::Instant::now() >= deadline {
-            return Err(Error::Topic(format!("created topic '{topic}', but it is still missing")));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
+    ensure_topic(client, config, topic, &spec)
 }

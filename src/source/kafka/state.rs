@@ -56,17 +56,16 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{Client, DefaultClientContext};
+use rdkafka::client::Client;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 
 use crate::count::Estimator;
-use crate::kafka::{Error, block_on};
+use crate::kafka::Error;
+use crate::kafka::topic::TopicSpec;
 use crate::window::engine::{Checkpoint, EmittedWindow, EngineConfig, StreamState};
 use crate::window::state::WindowState;
 use crate::window::{Secs, WindowKind};
@@ -400,46 +399,13 @@ impl SavedState {
 /// Creates the state topic (one partition, compacted) unless `client` sees
 /// it; `config` makes the admin client when it must be created.
 pub fn ensure_topic<C: ClientContext>(client: &Client<C>, config: &ClientConfig, topic: &str) -> Result<(), Error> {
-    let exists = || -> Result<bool, Error> {
-        let metadata = client
-            .fetch_metadata(Some(topic), TIMEOUT)
-            .map_err(|e| Error::client(format!("cannot read metadata of state topic '{topic}'"), e))?;
-        Ok(metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+    let spec = TopicSpec {
+        role: "state topic",
+        partitions: 1,
+        configs: &[("cleanup.policy", "compact")],
+        alternative: "or name another with --state-topic",
     };
-    if exists()? {
-        return Ok(());
-    }
-    let admin: AdminClient<DefaultClientContext> =
-        config.create().map_err(|e| Error::client("cannot create a Kafka admin client", e))?;
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
-    let results = block_on(admin.create_topics([&new], &AdminOptions::new().operation_timeout(Some(TIMEOUT))))
-        .map_err(|e| Error::client(format!("cannot create state topic '{topic}'"), e))?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => {
-                return Err(Error::client(
-                    format!(
-                        "cannot create state topic '{topic}' (create it with one partition, or name another with \
-                         --state-topic)"
-                    ),
-                    KafkaError::AdminOp(code),
-                ));
-            }
-        }
-    }
-    // Wait until the new topic shows in the metadata (reading it before
-    // fails with an unknown partition).
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    while !exists()? {
-        if std::time::Instant::now() >= deadline {
-            return Err(Error::Topic(format!(
-                "created state topic '{topic}', but it is still missing from the metadata"
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
+    crate::kafka::topic::ensure_topic(client, config, topic, &spec)
 }
 
 /// The newest state saved under `key` in `topic`, with its saved windows,
