@@ -210,6 +210,7 @@ pub fn count_kafka(
         owned[assigned.partition as usize % workers].push(assigned);
     }
     let result = std::thread::scope(|scope| {
+        let mut threads = Vec::with_capacity(workers);
         for (w, queues) in owned.into_iter().enumerate() {
             let work = KafkaWorker {
                 max_frame_bytes: plan.max_frame_bytes,
@@ -219,9 +220,10 @@ pub fn count_kafka(
                 tx: tx.clone(),
                 stop: &workers_stop,
             };
-            workers::spawn_worker(scope, format!("kuniq-kafka-{w}"), w, &cores, move || {
+            let handle = workers::spawn_worker(scope, format!("kuniq-kafka-{w}"), w, &cores, move || {
                 workers::run_with_parser(plan.parser, work)
             });
+            threads.push(handle.thread().clone());
         }
         drop(tx);
         let mut feed = KafkaFeed {
@@ -240,6 +242,11 @@ pub fn count_kafka(
         };
         let result = merge::run(&mut feed, &mut engine, sink, plan.metrics.as_deref(), started, &mut progress);
         workers_stop.store(true, Ordering::Relaxed);
+        // A worker with nothing to poll is parked; wake it to see `stop`
+        // rather than let the run's end wait out its park timeout.
+        for thread in &threads {
+            thread.unpark();
+        }
         result
     });
     if result.is_err() {
