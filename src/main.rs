@@ -144,7 +144,7 @@ fn count(args: &CountArgs) -> Result<()> {
         Err(PipelineError::Input(e)) => return Err(anyhow::Error::new(e).context(format!("reading '{input}'"))),
         other => other?,
     };
-    print_summary(args.summary, &summary);
+    print_summary(args.summary, &summary, || summary.to_json());
     Ok(())
 }
 
@@ -156,10 +156,13 @@ fn display(mode: ProgressMode, auto: Display) -> Display {
     }
 }
 
-fn print_summary(format: SummaryFormat, summary: &kuniq::stats::Totals) {
+/// A run's end-of-run summary on stderr: `text` or `json` (made only when
+/// asked for), as `format` says. Every command that counts prints its
+/// summary through here.
+fn print_summary(format: SummaryFormat, text: &dyn std::fmt::Display, json: impl FnOnce() -> String) {
     match format {
-        SummaryFormat::Text => eprintln!("{summary}"),
-        SummaryFormat::Json => eprintln!("{}", summary.to_json()),
+        SummaryFormat::Text => eprintln!("{text}"),
+        SummaryFormat::Json => eprintln!("{}", json()),
         SummaryFormat::None => {}
     }
 }
@@ -188,7 +191,7 @@ fn count_kafka(args: &CountArgs, plan: &pipeline::CountPlan, kafka: &KafkaPlan) 
     };
     reporter.finish();
     let summary = summary.with_context(|| format!("reading topic '{}' from {}", kafka.topic, kafka.brokers))?;
-    print_summary(args.summary, &summary);
+    print_summary(args.summary, &summary, || summary.to_json());
     Ok(())
 }
 
@@ -198,7 +201,7 @@ fn count_worker(args: &CountArgs, plan: &pipeline::CountPlan, kafka: &KafkaPlan,
     ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed)).context("installing the signal handler")?;
     let summary = kuniq::scale::worker::run(plan, kafka, partials_topic, &STOP)
         .with_context(|| format!("counting topic '{}' from {} as a worker", kafka.topic, kafka.brokers))?;
-    print_stage_summary(args.summary, &summary, summary.to_json());
+    print_summary(args.summary, &summary, || summary.to_json());
     Ok(())
 }
 
@@ -228,17 +231,8 @@ fn merge(args: &MergeArgs) -> Result<()> {
     };
     let summary =
         summary.with_context(|| format!("merging partials topic '{}' from {}", plan.partials_topic, plan.brokers))?;
-    print_stage_summary(args.summary, &summary, summary.to_json());
+    print_summary(args.summary, &summary, || summary.to_json());
     Ok(())
-}
-
-/// A scale-out stage's summary on stderr: `text` or `json`, as `format` says.
-fn print_stage_summary(format: SummaryFormat, text: &dyn std::fmt::Display, json: String) {
-    match format {
-        SummaryFormat::Text => eprintln!("{text}"),
-        SummaryFormat::Json => eprintln!("{json}"),
-        SummaryFormat::None => {}
-    }
 }
 
 fn consume(args: &ConsumeArgs) -> Result<()> {
