@@ -187,6 +187,12 @@ fn wait_for_shares(workers: &mut [&mut Process], each: usize) {
     }
 }
 
+/// The input of every scenario here: 30,000 frames over about five minutes,
+/// 2,500 users, a tenth of the frames delayed by up to 20 s.
+fn frames(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    common::cli::generate(dir, "frames.jsonl", &["-c", "30000", "-r", "100", "-n", "2500", "-d", "20", "-p", "10"])
+}
+
 fn produce(broker: &ApacheKafka, topic: &str, path: &Path) {
     kuniq(&["produce", "-b", broker.addr(), "-t", topic, "-i", path.to_str().unwrap(), "--progress", "never"]);
 }
@@ -260,11 +266,7 @@ fn merged_records_equal_one_process_and_each_worker_counts_its_share() {
     let (topic, group, partials) = (unique("so-in"), unique("so-workers"), unique("so-partials"));
     broker.create_topic(&topic, 6);
     let dir = tempfile::tempdir().unwrap();
-    let path = common::cli::generate(
-        &dir,
-        "frames.jsonl",
-        &["-c", "30000", "-r", "100", "-n", "2500", "-d", "20", "-p", "10"],
-    );
+    let path = frames(&dir);
     let (mut a, mut b, mut c) = (
         worker(broker, &topic, &group, &partials),
         worker(broker, &topic, &group, &partials),
@@ -319,11 +321,7 @@ fn kill_9_scenario(exactly_once: bool) {
     broker.create_topic(&topic, 6);
     broker.create_topic(&output, 1);
     let dir = tempfile::tempdir().unwrap();
-    let path = common::cli::generate(
-        &dir,
-        "frames.jsonl",
-        &["-c", "30000", "-r", "100", "-n", "2500", "-d", "20", "-p", "10"],
-    );
+    let path = frames(&dir);
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let chunks: Vec<std::path::PathBuf> = lines
